@@ -1,0 +1,71 @@
+// The few things a Swift step cannot reach on its own. Swift imports glibc through a module map that
+// is compiled without _GNU_SOURCE, so Linux-only calls (unshare, setns, statfs) and constants
+// (CLONE_NEW*) are invisible to it; variadic functions (syscall, prctl) cannot be imported at all; and
+// macros such as makedev are not functions. Everything here returns what the kernel returns (-1 with
+// errno set) and never prints.
+#ifndef CCONTAINERSUPPORT_H
+#define CCONTAINERSUPPORT_H
+
+#include <sys/types.h>
+
+// Namespace flags, from <linux/sched.h>.
+#ifndef CLONE_NEWNS
+#define CLONE_NEWNS 0x00020000
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef CLONE_NEWUTS
+#define CLONE_NEWUTS 0x04000000
+#endif
+#ifndef CLONE_NEWIPC
+#define CLONE_NEWIPC 0x08000000
+#endif
+#ifndef CLONE_NEWUSER
+#define CLONE_NEWUSER 0x10000000
+#endif
+#ifndef CLONE_NEWPID
+#define CLONE_NEWPID 0x20000000
+#endif
+#ifndef CLONE_NEWNET
+#define CLONE_NEWNET 0x40000000
+#endif
+
+// Filesystem magic numbers, from <linux/magic.h>.
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+// The environment variable that wakes the exec constructor (step 09): it names the PID whose
+// namespaces the process must join before the Swift runtime starts.
+#define CS_EXEC_PID_ENV "MYDOCKER_EXEC_PID"
+
+// clone(2) without a new stack, so it returns twice like fork(2): 0 in the child, the child's PID in
+// the parent. In C because glibc's clone() wants a function and a stack, and the raw syscall() is
+// variadic, which Swift cannot call. SIGCHLD is added so the parent can waitpid() for the child.
+pid_t cs_clone(unsigned long flags);
+
+// unshare(2): declared by glibc only under _GNU_SOURCE.
+int cs_unshare(int flags);
+
+// setns(2): declared by glibc only under _GNU_SOURCE.
+int cs_setns(int fd, int nstype);
+
+// pivot_root(2): glibc has no wrapper at all.
+int cs_pivot_root(const char *new_root, const char *put_old);
+
+// statfs(2)'s f_type (the filesystem's magic number): struct statfs lives in <sys/vfs.h>, outside
+// Swift's Glibc module.
+int cs_filesystem_magic(const char *path, unsigned long *magic);
+
+// makedev(3) is a macro.
+unsigned long cs_makedev(unsigned int major, unsigned int minor);
+
+// prctl(PR_SET_CHILD_SUBREAPER): prctl is variadic. Orphaned descendants are re-parented to the
+// caller instead of to the host's PID 1.
+int cs_set_child_subreaper(void);
+
+#endif

@@ -1,0 +1,102 @@
+import Glibc
+
+// Thin file helpers over open/read/write: every failure is a SyscallError naming the path.
+
+/// Writes `value` to `path`, creating or truncating it. Kernel files (cgroup limits) take the
+/// value in one write(2), and reject it there, so the error is reported from that call.
+public func writeFile(_ path: String, _ value: String, mode: mode_t = 0o644) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    guard fd >= 0 else { throw SyscallError("open \(path)") }
+    defer { close(fd) }
+    var bytes = Array(value.utf8)
+    let stage = "write \(value.count > 40 ? "\(bytes.count) bytes" : value) to \(path)"
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 && errno == EINTR { continue }
+        guard n >= 0 else { throw SyscallError(stage) }
+        offset += n
+    }
+}
+
+/// Reads a whole file (also /proc and /sys files, whose size stat reports as 0).
+public func readFile(_ path: String) throws -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw SyscallError("open \(path)") }
+    defer { close(fd) }
+    return try readAll(fd, stage: "read \(path)")
+}
+
+/// Reads from `fd` until end of file.
+public func readAll(_ fd: Int32, stage: String) throws -> String {
+    var result: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        if n < 0 && errno == EINTR { continue }
+        guard n >= 0 else { throw SyscallError(stage) }
+        if n == 0 { break }
+        result.append(contentsOf: buffer[..<n])
+    }
+    return String(decoding: result, as: UTF8.self)
+}
+
+public func fileExists(_ path: String) -> Bool {
+    access(path, F_OK) == 0
+}
+
+public func isDirectory(_ path: String) -> Bool {
+    var info = stat()
+    return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+}
+
+/// `mkdir -p`: creates `path` and its missing parents.
+public func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
+    var current = path.hasPrefix("/") ? "" : "."
+    for part in path.split(separator: "/") {
+        current += "/" + part
+        if mkdir(current, mode) != 0 && errno != EEXIST {
+            throw SyscallError("mkdir \(current)")
+        }
+    }
+    guard isDirectory(path) else { throw SyscallError("mkdir \(path)", errno: ENOTDIR) }
+}
+
+/// The names in a directory, without `.` and `..`.
+public func listDirectory(_ path: String) throws -> [String] {
+    guard let dir = opendir(path) else { throw SyscallError("opendir \(path)") }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names.sorted()
+}
+
+/// `rm -rf` that never crosses into another filesystem: if something is still mounted below `path`
+/// (a volume bind-mounted from the host), it fails with EBUSY instead of deleting the host's files.
+public func removeTree(_ path: String) throws {
+    var top = stat()
+    guard lstat(path, &top) == 0 else {
+        if errno == ENOENT { return }
+        throw SyscallError("lstat \(path)")
+    }
+    try removeTree(path, device: top.st_dev)
+}
+
+private func removeTree(_ path: String, device: dev_t) throws {
+    var info = stat()
+    guard lstat(path, &info) == 0 else { throw SyscallError("lstat \(path)") }
+    guard info.st_dev == device else { throw SyscallError("remove \(path) (still mounted)", errno: EBUSY) }
+    if (info.st_mode & S_IFMT) == S_IFDIR {
+        for name in try listDirectory(path) {
+            try removeTree(path + "/" + name, device: device)
+        }
+        guard rmdir(path) == 0 else { throw SyscallError("rmdir \(path)") }
+    } else {
+        guard unlink(path) == 0 else { throw SyscallError("unlink \(path)") }
+    }
+}

@@ -1,0 +1,238 @@
+// The test harness: runs the built step binaries as a learner would (as root, as subprocesses) in a
+// sandbox of their own, and proves afterwards that they left nothing behind.
+import CContainerSupport
+import Foundation
+import Testing
+
+/// All step suites nest in this one serialized suite: containers, mounts and cgroups are
+/// machine-wide, and the residue check must be able to blame the one test that ran.
+@Suite(.serialized, .enabled(if: Harness.canRun, Harness.rootReason))
+enum Steps {}
+
+enum Harness {
+    static let isRoot = geteuid() == 0
+    /// Under CI=true nothing may be skipped: a missing root is then a failure, not a skip.
+    static let inCI: Bool = {
+        let value = ProcessInfo.processInfo.environment["CI"] ?? ""
+        return !value.isEmpty && value != "false" && value != "0"
+    }()
+    static let canRun = isRoot || inCI
+    static let rootReason: Comment =
+        "needs root (namespaces, mounts, cgroups): run as root; with CI=true this is a failure, not a skip"
+
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Where `swift build` put the step binaries: MYDOCKER_BIN_DIR, or next to this test bundle.
+    static let binDirectory: URL = {
+        if let dir = ProcessInfo.processInfo.environment["MYDOCKER_BIN_DIR"], !dir.isEmpty {
+            return URL(fileURLWithPath: dir)
+        }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("step01").path) {
+                return dir
+            }
+        }
+        return packageRoot.appendingPathComponent(".build/debug")
+    }()
+
+    static func binary(_ step: String) -> String {
+        binDirectory.appendingPathComponent(step).path
+    }
+
+    /// Seed for the random values a test passes through (exit codes, hostnames): printed once, and
+    /// taken from MYDOCKER_TEST_SEED to replay a failure.
+    static let seed: UInt64 = {
+        let env = ProcessInfo.processInfo.environment["MYDOCKER_TEST_SEED"]
+        let seed = env.flatMap(UInt64.init) ?? UInt64.random(in: 1...999_999)
+        FileHandle.standardError.write(Data("mydocker tests: MYDOCKER_TEST_SEED=\(seed)\n".utf8))
+        return seed
+    }()
+    nonisolated(unsafe) static var generator = SeededGenerator(seed: seed)
+    static func random(in range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &generator) }
+
+    /// The busybox image, built once per test run by rootfs-tools into the build folder.
+    static let busyboxImage: Result<String, HarnessError> = {
+        let cacheRoot = packageRoot.appendingPathComponent(".build/test-image").path
+        let script = packageRoot.appendingPathComponent("rootfs-tools/build-busybox-image.sh").path
+        let result = runProcess(
+            ["/bin/bash", script], environment: ["MYDOCKER_ROOT": cacheRoot], timeout: 300)
+        guard result.exitCode == 0 else {
+            return .failure(HarnessError("building the busybox image failed:\n\(result)"))
+        }
+        return .success(cacheRoot + "/images/busybox.tar")
+    }()
+
+    /// Once per test process: orphans (a detached container whose runtime exited, a tmux server)
+    /// are re-parented to us, not to the host's init, so the residue check can find them.
+    static let becomeSubreaper: Void = {
+        _ = cs_set_child_subreaper()
+    }()
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        // splitmix64
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// What a finished command did, printable as evidence in an assertion.
+struct RunResult: CustomStringConvertible {
+    let commandLine: String
+    let exitCode: Int32
+    let stdout: String
+    let stderr: String
+    let timedOut: Bool
+
+    var description: String {
+        "$ \(commandLine)\nexit: \(exitCode)\(timedOut ? " (timed out, killed)" : "")\n"
+            + "stdout: \(stdout.debugDescription)\nstderr: \(stderr.debugDescription)"
+    }
+
+    /// stderr's lines, for the "exactly one line" rule of errors.
+    var stderrLines: [Substring] { stderr.split(separator: "\n") }
+}
+
+/// A program started in the background; `finish` waits for it (with a deadline) and collects its
+/// output. Output goes through files, so a chatty child can never block on a full pipe.
+///
+/// posix_spawn rather than Foundation.Process: the child must start with an empty signal mask and
+/// default dispositions (the test runs on a Dispatch thread, which blocks most signals, and a
+/// blocked mask is inherited), and only we may wait for it, so orphans can be reaped safely.
+final class Spawned {
+    private(set) var pid: pid_t = -1
+    let commandLine: String
+    private let io: String
+    private var startError: String?
+    private var status: Int32?
+
+    init(_ argv: [String], environment: [String: String] = [:], stdin: String? = nil) {
+        io = NSTemporaryDirectory() + "/mydocker-io-\(UUID().uuidString)"
+        commandLine =
+            environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value) " }.joined()
+            + argv.map(shellQuote).joined(separator: " ")
+        let fm = FileManager.default
+        try? fm.createDirectory(atPath: io, withIntermediateDirectories: true)
+        _ = fm.createFile(atPath: io + "/in", contents: Data((stdin ?? "").utf8))
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, stdin == nil ? "/dev/null" : io + "/in", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, io + "/out", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, io + "/err", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        var all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map {
+            "\($0.key)=\($0.value)"
+        }
+        let cArgv = argv.map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup($0) } + [nil]
+        defer {
+            for pointer in cArgv + cEnv { free(pointer) }
+        }
+        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
+        if rc != 0 { startError = "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))" }
+    }
+
+    /// What it has written to stdout so far.
+    var stdoutSoFar: String {
+        (try? String(contentsOfFile: io + "/out", encoding: .utf8)) ?? ""
+    }
+
+    /// Has it exited? (Reaps it if so.)
+    var hasExited: Bool {
+        if status != nil || startError != nil { return true }
+        var raw: Int32 = 0
+        if waitpid(pid, &raw, WNOHANG) == pid { status = raw }
+        return status != nil
+    }
+
+    func finish(timeout: Double = 30) -> RunResult {
+        defer { try? FileManager.default.removeItem(atPath: io) }
+        if let startError {
+            return RunResult(
+                commandLine: commandLine, exitCode: -1, stdout: "", stderr: startError, timedOut: false)
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        var timedOut = false
+        while !hasExited {
+            if Date() > deadline {
+                timedOut = true
+                kill(pid, SIGKILL)
+                var raw: Int32 = 0
+                while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+                status = raw
+                break
+            }
+            usleep(1_000)
+        }
+        let raw = status ?? 0
+        let code: Int32 = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        let err = (try? String(contentsOfFile: io + "/err", encoding: .utf8)) ?? ""
+        return RunResult(
+            commandLine: commandLine, exitCode: code, stdout: stdoutSoFar, stderr: err, timedOut: timedOut)
+    }
+}
+
+/// Runs a program to completion, with a deadline.
+func runProcess(
+    _ argv: [String], environment: [String: String] = [:], stdin: String? = nil, timeout: Double = 30
+) -> RunResult {
+    Spawned(argv, environment: environment, stdin: stdin).finish(timeout: timeout)
+}
+
+func shellQuote(_ word: String) -> String {
+    let safe = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:@%+,".contains($0) }
+    return safe && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+/// Polls `condition` until it holds or `timeout` passes. Tests wait on facts, never on sleep.
+@discardableResult
+func waitUntil(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
+
+/// The direct children of `pid` (for a runtime: its container's PID 1, as the host numbers it).
+func childPIDs(of pid: pid_t) -> [pid_t] {
+    let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+    return text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+}
+
+/// The target of a /proc/PID/ns/* link, e.g. `uts:[4026531838]`.
+func namespace(_ kind: String, of pid: String = "self") -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(kind)")) ?? "?"
+}
+
+func hostHostname() -> String {
+    ((try? String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8)) ?? "")
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+}
