@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CContainerSupport.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -14,6 +15,8 @@ pid_t cs_clone(unsigned long flags) {
 }
 
 int cs_unshare(int flags) { return unshare(flags); }
+
+int cs_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int cs_setns(int fd, int nstype) { return setns(fd, nstype); }
 

@@ -28,6 +28,16 @@ public struct UsageError: Error, CustomStringConvertible {
     }
 }
 
+/// A failure that has no errno: a helper program that exited non-zero, a state that forbids the
+/// operation (a second container in a one-container workspace).
+public struct Failure: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(_ message: String) {
+        description = message
+    }
+}
+
 /// The symbolic name of an errno value, the word people search for.
 public func errnoName(_ code: Int32) -> String {
     let names: [Int32: String] = [

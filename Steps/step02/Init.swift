@@ -1,6 +1,13 @@
 import ContainerSupport
 import Glibc
 
+let initSpec = CommandSpec(
+    name: "init",
+    arguments: "",
+    summary: "Internal: the container's first process, started by 'run' inside the new namespaces.",
+    flags: [.bool("--tty", help: "take the terminal's foreground (run -t)")]
+)
+
 /// `init`: runs as PID 1 inside the new namespaces, prepares them, then becomes the user's command.
 /// Never typed by the user: `run` re-executes `/proc/self/exe init -- CMD...` in the clone.
 func initContainer(_ arguments: [String]) throws -> Never {
@@ -8,8 +15,9 @@ func initContainer(_ arguments: [String]) throws -> Never {
     guard getpid() == 1 else {
         throw UsageError("init runs inside a container only (it is started by '\(toolName) run')")
     }
-    let tty = arguments.first == "--tty"
-    let command = Array(arguments.drop { $0 != "--" }.dropFirst())
+    let parsed = try initSpec.parse(arguments)
+    let tty = parsed.has("--tty")
+    let command = parsed.positionals
     try makeMountsPrivate()
     try mountProc()
     if tty { try takeTerminal() }

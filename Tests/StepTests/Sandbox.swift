@@ -13,12 +13,17 @@ final class Sandbox {
     /// Container names handed out by `newName()`: teardown removes them through the runtime first.
     private(set) var names: [String] = []
     private let before: MachineState
+    /// Holds /tmp/mydocker-tests.lock: one sandbox at a time on the machine, also across test
+    /// processes, because mounts and cgroups are machine-wide.
+    private let machineLock: Int32
 
     init(step: String) throws {
         guard Harness.isRoot else {
             throw HarnessError("not root: CI=true makes this a failure; run the tests as root")
         }
         Harness.becomeSubreaper
+        machineLock = open("/tmp/mydocker-tests.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if machineLock >= 0 { flock(machineLock, LOCK_EX) }
         let base = "/tmp/mydocker-test-\(UUID().uuidString.prefix(8).lowercased())"
         self.step = step
         root = base + "/root"
@@ -73,14 +78,11 @@ final class Sandbox {
     func residue() -> [String] {
         let now = MachineState.read()
         var found: [String] = []
-        for mount in now.mountPoints.subtracting(before.mountPoints).sorted() {
-            found.append("mount left: \(mount)")
+        for mount in newMounts(now) {
+            found.append("mount left: \(mount.point) (\(mount.type))")
         }
-        for mount in now.mountPoints where mount.hasPrefix(base + "/") && !before.mountPoints.contains(mount)
-        {
-            if !found.contains("mount left: \(mount)") { found.append("mount left: \(mount)") }
-        }
-        for cgroup in now.cgroups.subtracting(before.cgroups).sorted() {
+        let ours = Set(MachineState.descendants(of: getpid()).map(\.pid))
+        for cgroup in now.cgroups.subtracting(before.cgroups).sorted() where cgroupIsOurs(cgroup, ours) {
             found.append("cgroup left: \(cgroup)")
         }
         for process in MachineState.descendants(of: getpid()) {
@@ -104,6 +106,23 @@ final class Sandbox {
             leftAfterForce.isEmpty,
             "residue even after forced cleanup:\n\(leftAfterForce.joined(separator: "\n"))")
         #expect(!FileManager.default.fileExists(atPath: base), "temp root \(base) not removed")
+        if machineLock >= 0 { close(machineLock) }
+    }
+
+    /// Mounts (by mount ID) that were not there before. Those under another test's or a manual
+    /// run's /tmp/mydocker-* root are somebody else's, not this test's.
+    private func newMounts(_ now: MachineState) -> [MachineState.Mount] {
+        now.mounts.values.filter { mount in
+            guard before.mounts[mount.id] == nil else { return false }
+            return mount.point.hasPrefix(base + "/") || !mount.point.hasPrefix("/tmp/mydocker-")
+        }.sorted { $0.point.count > $1.point.count }
+    }
+
+    /// A new cgroup is this test's if it is empty or holds only our descendants; one with another
+    /// process in it belongs to a container somebody else is running by hand.
+    private func cgroupIsOurs(_ cgroup: String, _ ours: Set<pid_t>) -> Bool {
+        let procs = (try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? ""
+        return procs.split(separator: "\n").allSatisfy { pid_t($0).map(ours.contains) ?? true }
     }
 
     private func forceClean() {
@@ -111,11 +130,9 @@ final class Sandbox {
         waitUntil(timeout: 10) { MachineState.descendants(of: getpid()).isEmpty }
         reapOrphans()
         let now = MachineState.read()
-        let newMounts = now.mountPoints.filter {
-            !before.mountPoints.contains($0) || $0.hasPrefix(base + "/")
-        }
-        for mount in newMounts.sorted(by: { $0.count > $1.count }) { umount2(mount, Int32(MNT_DETACH)) }
-        let newCgroups = now.cgroups.subtracting(before.cgroups)
+        for mount in newMounts(now) { umount2(mount.point, Int32(MNT_DETACH)) }
+        let ours = Set(MachineState.descendants(of: getpid()).map(\.pid))
+        let newCgroups = now.cgroups.subtracting(before.cgroups).filter { cgroupIsOurs($0, ours) }
         for cgroup in newCgroups.sorted(by: { $0.count > $1.count }) { rmdir(cgroup) }
         try? FileManager.default.removeItem(atPath: base)
     }
@@ -141,11 +158,35 @@ func withSandbox(
 
 /// Mount points and container cgroup directories on the machine at one moment.
 struct MachineState {
-    var mountPoints: Set<String>
+    struct Mount {
+        let id: String
+        let point: String
+        let type: String
+    }
+
+    var mounts: [String: Mount]
     var cgroups: Set<String>
 
     static func read() -> MachineState {
-        MachineState(mountPoints: readMountPoints(), cgroups: readContainerCgroups())
+        MachineState(mounts: readMounts(), cgroups: readContainerCgroups())
+    }
+
+    /// Every mount in our (the host's) mount namespace by its ID (field 1 of mountinfo): a mount
+    /// stacked on an existing mount point is new even though its path is not.
+    static func readMounts() -> [String: Mount] {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else {
+            return [:]
+        }
+        var result: [String: Mount] = [:]
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else {
+                continue
+            }
+            result[String(fields[0])] = Mount(
+                id: String(fields[0]), point: String(fields[4]), type: String(fields[dash + 1]))
+        }
+        return result
     }
 
     /// Field 5 of /proc/self/mountinfo: where each mount sits in our (the host's) mount namespace.

@@ -51,6 +51,10 @@ pid_t cs_clone(unsigned long flags);
 // unshare(2): declared by glibc only under _GNU_SOURCE.
 int cs_unshare(int flags);
 
+// pipe2(2) with O_CLOEXEC: declared by glibc only under _GNU_SOURCE. Atomic close-on-exec, so no
+// other exec can inherit the pipe between pipe() and fcntl().
+int cs_pipe_cloexec(int fds[2]);
+
 // setns(2): declared by glibc only under _GNU_SOURCE.
 int cs_setns(int fd, int nstype);
 
