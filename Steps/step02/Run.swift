@@ -44,6 +44,7 @@ func run(_ arguments: [String]) throws -> Int32 {
 /// The namespaces every container gets. PID needs clone(2) rather than unshare(2): a process never
 /// changes its own PID namespace, only its children are born into the new one.
 let namespaceFlags = CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
+let namespaceNames = "CLONE_NEWUTS|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWNET|CLONE_NEWIPC"
 
 /// Clones a child into new namespaces and re-executes this binary in it as `init`.
 ///
@@ -65,13 +66,9 @@ func startContainer(_ options: RunOptions) throws -> pid_t {
         _ = execFailed.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
         _exit(runtimeFailureExit)
     }
-    guard pid > 0 else { throw SyscallError("clone \(describeNamespaceFlags())") }
+    guard pid > 0 else { throw SyscallError("clone \(namespaceNames)") }
     containerPID = pid
     return pid
-}
-
-func describeNamespaceFlags() -> String {
-    "CLONE_NEWUTS|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWNET|CLONE_NEWIPC"
 }
 
 /// The container's PID 1 as the host sees it, for the signal handler (which can read only globals).

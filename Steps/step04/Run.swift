@@ -10,10 +10,8 @@ let runSpec = CommandSpec(
         .bool("-t", "--tty", help: "the container uses this terminal (stdin must be one)"),
         .bool("-i", "--interactive", help: "keep stdin open (without it stdin is /dev/null)"),
         .value("-m", "--memory", valueName: "SIZE", help: "memory limit, e.g. 100m (b, k, m, g)"),
-        .value(
-            "-cpushare", "--cpu-shares", valueName: "N", help: "relative CPU weight, 2-262144 (default 1024)"),
-        .value(
-            "-cpuset", "--cpuset-cpus", valueName: "LIST", help: "CPUs the container may use, e.g. 0 or 0-1"),
+        .value("-cpushare", "--cpu-shares", valueName: "N", help: "CPU weight, 2-262144 (default 1024)"),
+        .value("-cpuset", "--cpuset-cpus", valueName: "LIST", help: "CPUs to run on, e.g. 0 or 0-1"),
     ]
 )
 
@@ -58,6 +56,7 @@ func run(_ arguments: [String]) throws -> Int32 {
 /// The namespaces every container gets. PID needs clone(2) rather than unshare(2): a process never
 /// changes its own PID namespace, only its children are born into the new one.
 let namespaceFlags = CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
+let namespaceNames = "CLONE_NEWUTS|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWNET|CLONE_NEWIPC"
 
 /// Clones a child into new namespaces and re-executes this binary in it as `init`, then puts the
 /// child into its cgroup and only then lets it go on.
@@ -85,7 +84,7 @@ func startContainer(_ options: RunOptions, cgroup: Cgroup) throws -> pid_t {
     }
     close(sync.read)
     defer { close(sync.write) }
-    guard pid > 0 else { throw SyscallError("clone \(describeNamespaceFlags())") }
+    guard pid > 0 else { throw SyscallError("clone \(namespaceNames)") }
     containerPID = pid
     do {
         try cgroup.add(pid: pid)
@@ -98,10 +97,6 @@ func startContainer(_ options: RunOptions, cgroup: Cgroup) throws -> pid_t {
     }
     try sendCommand(options.command, to: sync.write)
     return pid
-}
-
-func describeNamespaceFlags() -> String {
-    "CLONE_NEWUTS|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWNET|CLONE_NEWIPC"
 }
 
 /// The container's PID 1 as the host sees it, for the signal handler (which can read only globals).
