@@ -1,0 +1,268 @@
+import CContainerSupport
+import ContainerSupport
+import Glibc
+
+// Control groups limit what a group of processes may use. The kernel exposes them as a filesystem:
+// a cgroup is a directory, a limit is a file in it, and a process joins by writing its PID to
+// `cgroup.procs`. Two layouts exist, and a runtime must handle both (cgroups(7)):
+//   v1: one hierarchy per controller (/sys/fs/cgroup/memory, /sys/fs/cgroup/cpu, ...), so the
+//       container gets a directory in each;
+//   v2: one unified tree (/sys/fs/cgroup), one directory per container, controllers switched on
+//       for children through `cgroup.subtree_control`.
+
+let cgroupRoot = "/sys/fs/cgroup"
+/// Our cgroups live under `mydocker/ID`, as docker's live under `docker/ID`.
+let cgroupParent = "mydocker"
+let procsFile = "cgroup.procs"
+let subtreeControlFile = "cgroup.subtree_control"
+
+/// What `-m`, `-cpushare` and `-cpuset` asked for; nil means no limit.
+struct ResourceLimits {
+    var memoryBytes: UInt64?
+    var cpuShares: UInt64?
+    var cpus: String?
+}
+
+enum CgroupVersion {
+    case v1
+    case v2
+}
+
+/// On a v2 host /sys/fs/cgroup is itself a cgroup2 filesystem; on a v1 (or hybrid) host it is a
+/// tmpfs holding one mount per hierarchy. statfs(2)'s magic number tells them apart, as runc does.
+func detectCgroupVersion() throws -> CgroupVersion {
+    var magic: UInt = 0
+    guard cs_filesystem_magic(cgroupRoot, &magic) == 0 else { throw SyscallError("statfs \(cgroupRoot)") }
+    return magic == UInt(CGROUP2_SUPER_MAGIC) ? .v2 : .v1
+}
+
+/// One container's cgroup: a directory per v1 hierarchy, or one directory in the v2 tree.
+struct Cgroup {
+    let id: String
+    let version: CgroupVersion
+    /// Every directory we made for it, the ones that must be removed again.
+    private(set) var directories: [String] = []
+
+    /// Makes the directories and writes the limits. If any write fails, what was made is removed
+    /// before the error is thrown: a bad value never leaves a cgroup behind.
+    static func create(id: String, limits: ResourceLimits) throws -> Cgroup {
+        var cgroup = Cgroup(id: id, version: try detectCgroupVersion())
+        do {
+            switch cgroup.version {
+            case .v1: try cgroup.createV1(limits)
+            case .v2: try cgroup.createV2(limits)
+            }
+        } catch {
+            cgroup.remove()
+            throw error
+        }
+        return cgroup
+    }
+
+    /// The cgroup of a container started earlier (by another runtime process), to remove it: the
+    /// directories named `id` that exist under `mydocker/` in the hierarchies this step uses.
+    static func existing(id: String) throws -> Cgroup {
+        var cgroup = Cgroup(id: id, version: try detectCgroupVersion())
+        let candidates =
+            cgroup.version == .v2
+            ? [cgroupRoot + "/" + cgroupParent + "/" + id]
+            : try ["memory", "cpu", "cpuset"].map { try findV1Hierarchy($0) + "/" + cgroupParent + "/" + id }
+        cgroup.directories = candidates.filter(isDirectory)
+        return cgroup
+    }
+
+    // MARK: cgroup v1
+
+    /// The controllers this step sets, each in its own hierarchy.
+    private mutating func createV1(_ limits: ResourceLimits) throws {
+        let memory = try makeV1Directory(controller: "memory")
+        if let bytes = limits.memoryBytes {
+            try writeFile(memory + "/memory.limit_in_bytes", String(bytes))
+        }
+        let cpu = try makeV1Directory(controller: "cpu")
+        if let shares = limits.cpuShares {
+            try writeFile(cpu + "/cpu.shares", String(shares))
+        }
+        let cpuset = try makeV1Directory(controller: "cpuset")
+        // A new cpuset cgroup starts with no CPUs and no memory nodes, and a process cannot join
+        // it until both are set: copy them from the parent (docker does the same).
+        let parent = parentDirectory(of: cpuset)
+        try writeFile(cpuset + "/cpuset.cpus", try limits.cpus ?? readValue(parent + "/cpuset.cpus"))
+        try writeFile(cpuset + "/cpuset.mems", try readValue(parent + "/cpuset.mems"))
+    }
+
+    /// `mydocker/ID` in the hierarchy that has `controller`, found in /proc/self/mountinfo: on some
+    /// hosts cpu and cpuacct share one hierarchy, mounted at /sys/fs/cgroup/cpu,cpuacct.
+    private mutating func makeV1Directory(controller: String) throws -> String {
+        let hierarchy = try findV1Hierarchy(controller)
+        let parent = hierarchy + "/" + cgroupParent
+        if !isDirectory(parent) {
+            try makeDirectories(parent)
+            if controller == "cpuset" {
+                // The same empty-cpuset rule holds for our parent directory.
+                try writeFile(parent + "/cpuset.cpus", try readValue(hierarchy + "/cpuset.cpus"))
+                try writeFile(parent + "/cpuset.mems", try readValue(hierarchy + "/cpuset.mems"))
+            }
+        }
+        let directory = parent + "/" + id
+        guard mkdir(directory, 0o755) == 0 else { throw SyscallError("mkdir \(directory)") }
+        directories.append(directory)
+        return directory
+    }
+
+    // MARK: cgroup v2
+
+    private mutating func createV2(_ limits: ResourceLimits) throws {
+        let parent = cgroupRoot + "/" + cgroupParent
+        if !isDirectory(parent) { try makeDirectories(parent) }
+        // Controllers are switched on for the children of a cgroup, level by level from the root:
+        // a limit file appears in mydocker/ID only if mydocker/ has the controller in its
+        // subtree_control, and mydocker/ only if the root has it. Every level but the leaf, because
+        // of the no-internal-process rule: a cgroup that hands controllers to its children may not
+        // hold processes itself, so the container must sit in a leaf.
+        for directory in [cgroupRoot, parent] {
+            try writeFile(directory + "/" + subtreeControlFile, "+memory +cpu +cpuset")
+        }
+        let directory = parent + "/" + id
+        guard mkdir(directory, 0o755) == 0 else { throw SyscallError("mkdir \(directory)") }
+        directories.append(directory)
+        if let bytes = limits.memoryBytes {
+            try writeFile(directory + "/memory.max", String(bytes))
+        }
+        if let shares = limits.cpuShares {
+            try writeFile(directory + "/cpu.weight", String(cpuWeight(fromShares: shares)))
+        }
+        if let cpus = limits.cpus {
+            try writeFile(directory + "/cpuset.cpus", cpus)
+        }
+    }
+
+    // MARK: joining and leaving
+
+    /// Moves `pid` (and so every process it will start) into the cgroup, in every hierarchy.
+    func add(pid: pid_t) throws {
+        for directory in directories {
+            try writeFile(directory + "/" + procsFile, String(pid))
+        }
+    }
+
+    /// SIGKILL to every process listed in the cgroup.
+    func killProcesses() {
+        for directory in directories {
+            let procs = (try? readFile(directory + "/" + procsFile)) ?? ""
+            for pid in procs.split(separator: "\n").compactMap({ pid_t($0) }) { kill(pid, SIGKILL) }
+        }
+    }
+
+    /// Removes the directories, leaf first. rmdir(2) is the only way to delete a cgroup, and it
+    /// fails with EBUSY while a process is still inside; after PID 1 of the container has been
+    /// waited for the PID namespace is empty, but the kernel may need a moment to say so.
+    func remove() {
+        for directory in directories.reversed() {
+            var attempts = 0
+            while rmdir(directory) != 0 && errno == EBUSY && attempts < 100 {
+                attempts += 1
+                usleep(10_000)
+            }
+        }
+    }
+}
+
+/// cgroup v1's cpu.shares (2..262144, default 1024) mapped onto v2's cpu.weight (1..10000,
+/// default 100), with the same formula as runc, so `-cpushare 512` means the same on both.
+func cpuWeight(fromShares shares: UInt64) -> UInt64 {
+    1 + ((shares - 2) * 9999) / 262142
+}
+
+/// The mount point of the v1 hierarchy that carries `controller`, from /proc/self/mountinfo:
+/// `35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory`.
+func findV1Hierarchy(_ controller: String) throws -> String {
+    for line in try readFile("/proc/self/mountinfo").split(separator: "\n") {
+        let halves = line.split(separator: " - ", maxSplits: 1)
+        guard halves.count == 2 else { continue }
+        let fields = halves[0].split(separator: " ")
+        let tail = halves[1].split(separator: " ")
+        guard fields.count > 4, tail.count > 2, tail[0] == "cgroup" else { continue }
+        if tail[2].split(separator: ",").contains(Substring(controller)) {
+            return String(fields[4])
+        }
+    }
+    throw SyscallError("find the cgroup v1 hierarchy of \(controller)", errno: ENOENT)
+}
+
+func parentDirectory(of path: String) -> String {
+    String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+}
+
+/// A kernel file's value without its trailing newline.
+func readValue(_ path: String) throws -> String {
+    var text = try readFile(path)
+    while text.last == "\n" { text.removeLast() }
+    return text
+}
+
+// MARK: parsing the flags
+
+/// `100m` -> 104857600. Suffixes b, k, m, g (either case), as docker takes them; docker's floor of
+/// 6 MiB, below which a container cannot even start its shell.
+func parseMemory(_ text: String) throws -> UInt64 {
+    let units: [Character: UInt64] = ["b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
+    var digits = Substring(text.lowercased())
+    var unit: UInt64 = 1
+    if let last = digits.last, let multiplier = units[last] {
+        unit = multiplier
+        digits = digits.dropLast()
+    }
+    guard let number = UInt64(digits), number.multipliedReportingOverflow(by: unit).overflow == false else {
+        throw UsageError("invalid memory size '\(text)' (use a number with b, k, m or g, e.g. 100m)")
+    }
+    guard number * unit >= 6 << 20 else {
+        throw UsageError("memory size '\(text)' is too small (minimum 6m)")
+    }
+    return number * unit
+}
+
+/// cpu.shares is a relative weight between 2 and 262144 (kernel limits, see
+/// Documentation/scheduler/sched-design-CFS.rst); 1024 is one full share.
+func parseCPUShares(_ text: String) throws -> UInt64 {
+    guard let shares = UInt64(text), (2...262144).contains(shares) else {
+        throw UsageError("invalid cpu shares '\(text)' (use a number from 2 to 262144, default 1024)")
+    }
+    return shares
+}
+
+/// A CPU list (`0`, `0-1`, `0,2-3`), checked against the CPUs that are online, so that a typo is
+/// reported here and not as the kernel's EINVAL from deep in cgroup setup.
+func parseCPUSet(_ text: String) throws -> String {
+    let online = try readValue("/sys/devices/system/cpu/online")
+    let available = try cpuNumbers(in: online)
+    guard let wanted = try? cpuNumbers(in: text), !wanted.isEmpty else {
+        throw UsageError("invalid CPU list '\(text)' (use e.g. 0, 0-1 or 0,2)")
+    }
+    for cpu in wanted where !available.contains(cpu) {
+        throw UsageError("CPU \(cpu) in '\(text)' is not online (online CPUs: \(online))")
+    }
+    return text
+}
+
+func cpuNumbers(in list: String) throws -> Set<Int> {
+    var result: Set<Int> = []
+    for part in list.split(separator: ",", omittingEmptySubsequences: false) {
+        let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        switch bounds.count {
+        case 1 where bounds[0] != nil:
+            result.insert(bounds[0]!)
+        case 2 where bounds[0] != nil && bounds[1] != nil && bounds[0]! <= bounds[1]!:
+            result.formUnion(bounds[0]!...bounds[1]!)
+        default:
+            throw UsageError("invalid CPU list '\(list)'")
+        }
+    }
+    return result
+}
+
+/// A fresh container ID: 12 hex digits, like docker's short IDs.
+func newContainerID() -> String {
+    let digits = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    return String((String(repeating: "0", count: 16) + digits).suffix(12))
+}

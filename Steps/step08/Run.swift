@@ -1,0 +1,203 @@
+import CContainerSupport
+import ContainerSupport
+import Glibc
+
+let runSpec = CommandSpec(
+    name: "run",
+    arguments: "IMAGE CMD [ARG...]",
+    summary: "Run CMD as PID 1 of a new container made from IMAGE (images/IMAGE.tar).",
+    flags: [
+        .bool("-t", "--tty", help: "the container uses this terminal (stdin must be one)"),
+        .bool("-i", "--interactive", help: "keep stdin open (without it stdin is /dev/null)"),
+        .bool("-d", "--detach", help: "run in the background, output to the container's log"),
+        .value("--name", valueName: "NAME", help: "name the container (default: its ID)"),
+        .value("-m", "--memory", valueName: "SIZE", help: "memory limit, e.g. 100m (b, k, m, g)"),
+        .value("-cpushare", "--cpu-shares", valueName: "N", help: "CPU weight, 2-262144 (default 1024)"),
+        .value("-cpuset", "--cpuset-cpus", valueName: "LIST", help: "CPUs to run on, e.g. 0 or 0-1"),
+        .value("-v", "--volume", valueName: "SRC:DST", help: "bind-mount host dir SRC at DST (repeatable)"),
+    ]
+)
+
+struct RunOptions {
+    var tty = false
+    var interactive = false
+    var detach = false
+    var name: String?
+    var limits = ResourceLimits()
+    var volumes: [Volume] = []
+    var image = ""
+    var command: [String] = []
+}
+
+func parseRunOptions(_ arguments: [String]) throws -> RunOptions {
+    let parsed = try runSpec.parse(arguments)
+    var options = RunOptions()
+    options.tty = parsed.has("-t")
+    options.interactive = parsed.has("-i")
+    options.detach = parsed.has("-d")
+    options.name = parsed.value("--name")
+    if let name = options.name { try validateContainerName(name) }
+    guard !options.detach || !(options.tty || options.interactive) else {
+        throw UsageError("-d cannot be combined with -t or -i (a detached container has no terminal)")
+    }
+    options.limits.memoryBytes = try parsed.value("-m").map(parseMemory)
+    options.limits.cpuShares = try parsed.value("-cpushare").map(parseCPUShares)
+    options.limits.cpus = try parsed.value("-cpuset").map(parseCPUSet)
+    options.volumes = try parsed.all("-v").map(parseVolume)
+    guard parsed.positionals.count >= 2 else {
+        throw UsageError("run needs an image and a command (try: \(toolName) run -ti busybox sh)")
+    }
+    options.image = parsed.positionals[0]
+    try validateImageName(options.image)
+    options.command = Array(parsed.positionals.dropFirst())
+    guard !options.tty || isatty(STDIN_FILENO) == 1 else {
+        throw UsageError("-t needs a terminal on stdin, and stdin is not one")
+    }
+    return options
+}
+
+/// `run`: unpack the image, claim the name, mount the container's own layer, make its cgroup,
+/// start it, write its record. Detached, return at once; in the foreground, wait for it and then
+/// remove it, handing back its exit code.
+func run(_ arguments: [String]) throws -> Int32 {
+    let options = try parseRunOptions(arguments)
+    try requireRoot()
+    try Paths.validateRoot()
+    let lower = try unpackImage(options.image)
+    let id = newContainerID()
+    let name = options.name ?? id
+    try reserveName(name)
+    // From here on a failure undoes the whole container: cgroup, layer, record directory.
+    do {
+        try createVolumeSources(options.volumes)
+        let layer = try mountLayer(for: name, lower: lower)
+        // The cgroup exists, with its limits, before the container does: a limit the kernel
+        // refuses is reported before any process is started.
+        let cgroup = try Cgroup.create(id: name, limits: options.limits)
+        let pid = try startContainer(options, name: name, cgroup: cgroup, rootfs: layer.merged)
+        try writeRecord(
+            ContainerRecord(
+                id: id, name: name, pid: pid, pidStartTime: processStartTime(pid)?.startTime ?? 0,
+                command: options.command, created: timestamp(), status: "running", image: options.image,
+                volumes: options.volumes.map { "\($0.source):\($0.target)" }, detached: options.detach))
+        if options.detach {
+            printOutput(id + "\n")
+            return 0
+        }
+        let code = waitForContainer(pid, tty: options.tty)
+        try removeContainer(name)
+        return code
+    } catch {
+        try? removeContainer(name)
+        throw error
+    }
+}
+
+/// The namespaces every container gets. PID needs clone(2) rather than unshare(2): a process never
+/// changes its own PID namespace, only its children are born into the new one.
+let namespaceFlags = CLONE_NEWUTS | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC
+let namespaceNames = "CLONE_NEWUTS|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWNET|CLONE_NEWIPC"
+
+/// Clones a child into new namespaces and re-executes this binary in it as `init`, then puts the
+/// child into its cgroup and only then lets it go on.
+///
+/// Between clone and execve the child is a copy of a Swift process that may hold locks it will never
+/// release, so it only calls dup2 and execve. Everything else happens in `init`, after the exec,
+/// in a fresh process.
+func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs: String) throws -> pid_t {
+    let volumeArguments = options.volumes.flatMap { ["--volume", "\($0.source):\($0.target)"] }
+    let argv = CStringArray(
+        [toolName, "init", "--rootfs", rootfs, "--hostname", name] + volumeArguments
+            + (options.tty ? ["--tty"] : []) + (options.detach ? ["--detach"] : []))
+    // A detached container writes to its log file instead of this terminal.
+    let output = options.detach ? open(logPath(name), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600) : -1
+    guard !options.detach || output >= 0 else { throw SyscallError("open \(logPath(name))") }
+    defer { if output >= 0 { close(output) } }
+    let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    guard devNull >= 0 else { throw SyscallError("open /dev/null") }
+    defer { close(devNull) }
+    let execFailed = Array("\(toolName): exec /proc/self/exe init failed\n".utf8)
+    let sync = try makeCommandPipe()
+
+    installSignalForwarding()
+    let pid = cs_clone(UInt(namespaceFlags))
+    if pid == 0 {
+        if !options.interactive { dup2(devNull, STDIN_FILENO) }
+        if output >= 0 {
+            dup2(output, STDOUT_FILENO)
+            dup2(output, STDERR_FILENO)
+        }
+        // The read end becomes fd 3 in init; dup2 clears O_CLOEXEC on the copy, so it survives.
+        dup2(sync.read, 3)
+        execv("/proc/self/exe", argv.argv)
+        _ = execFailed.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        _exit(runtimeFailureExit)
+    }
+    close(sync.read)
+    defer { close(sync.write) }
+    guard pid > 0 else { throw SyscallError("clone \(namespaceNames)") }
+    containerPID = pid
+    do {
+        try cgroup.add(pid: pid)
+    } catch {
+        // init is still blocked on the pipe: no user code ran. Kill it before reporting.
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        throw error
+    }
+    try sendCommand(options.command, to: sync.write)
+    return pid
+}
+
+/// The container's PID 1 as the host sees it, for the signal handler (which can read only globals).
+nonisolated(unsafe) var containerPID: pid_t = 0
+
+/// Passes SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the runtime (by `kill`, a supervisor, a test)
+/// on to the container, so that stopping the runtime stops the container and the runtime lives on to
+/// report its exit code. A signal the terminal generated (Ctrl-C) reached the container already: the
+/// kernel sends those to the whole foreground process group, so forwarding it would deliver it twice.
+///
+/// A handler, not SIG_IGN: ignored signals stay ignored across execve, handled ones are reset to
+/// their default, so the container starts with clean signal dispositions. The signal mask, though,
+/// is inherited across clone and execve as it is: whoever started us (a Dispatch thread, a
+/// supervisor) may have blocked signals, so unblock them all, for us and for the container.
+func installSignalForwarding() {
+    var none = sigset_t()
+    sigemptyset(&none)
+    sigprocmask(SIG_SETMASK, &none, nil)
+    var action = sigaction()
+    action.__sigaction_handler.sa_sigaction = { signal, info, _ in
+        guard containerPID > 0, let info, info.pointee.si_code <= 0 else { return }
+        kill(containerPID, signal)
+    }
+    action.sa_flags = SA_SIGINFO | SA_RESTART
+    sigemptyset(&action.sa_mask)
+    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+        sigaction(signal, &action, nil)
+    }
+}
+
+/// Waits for the container's PID 1 and turns its wait status into a shell-style exit code.
+func waitForContainer(_ pid: pid_t, tty: Bool) -> Int32 {
+    let terminalOwner = tty ? tcgetpgrp(STDIN_FILENO) : -1
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    if terminalOwner > 0 { reclaimTerminal(terminalOwner) }
+    return exitCode(fromWaitStatus: status)
+}
+
+/// With -t the container took the terminal's foreground (see `takeTerminal` in Init.swift). Once it
+/// is gone, hand the terminal back to the process group that owned it before the run. SIGTTOU is
+/// ignored meanwhile: a background group that calls tcsetpgrp(3) is otherwise stopped.
+func reclaimTerminal(_ group: pid_t) {
+    let previous = signal(SIGTTOU, SIG_IGN)
+    tcsetpgrp(STDIN_FILENO, group)
+    signal(SIGTTOU, previous)
+}
+
+/// 0-255 from exit(), or 128+N for death by signal N, as shells and docker report it.
+func exitCode(fromWaitStatus status: Int32) -> Int32 {
+    let signal = status & 0x7f
+    return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+}

@@ -1,0 +1,45 @@
+// step08: containers that outlive the runtime: `run -d` detaches, every container has a name, a
+// record, a layer and a cgroup of its own, and ps, logs, stop and rm manage them afterwards.
+import ContainerSupport
+
+let usage = """
+    Usage: \(toolName) COMMAND
+
+    Commands:
+      run [-ti|-d] [--name NAME] [-m SIZE] [-cpushare N] [-cpuset LIST] [-v SRC:DST]... IMAGE CMD [ARG...]
+                               run CMD in a new container made from IMAGE
+      ps [-a]                  list containers
+      logs CONTAINER           print a detached container's output
+      stop [-t SECONDS] CONTAINER
+                               stop a container (SIGTERM, then SIGKILL)
+      rm [-f] CONTAINER        remove a container
+      commit [-f] CONTAINER IMAGE
+                               save a container's files as IMAGE
+    """
+
+runMain {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    switch arguments.first {
+    case "run":
+        return try run(Array(arguments.dropFirst()))
+    case "ps":
+        return try ps(Array(arguments.dropFirst()))
+    case "logs":
+        return try logs(Array(arguments.dropFirst()))
+    case "stop":
+        return try stop(Array(arguments.dropFirst()))
+    case "rm":
+        return try rm(Array(arguments.dropFirst()))
+    case "commit":
+        return try commit(Array(arguments.dropFirst()))
+    case "init":
+        try initContainer(Array(arguments.dropFirst()))
+    case "--help", "-h":
+        printOutput(usage + "\n")
+        return 0
+    case nil:
+        throw UsageError("no command given (try: \(toolName) run -ti busybox sh)")
+    case let other?:
+        throw UsageError("unknown command '\(other)' (try: \(toolName) --help)")
+    }
+}

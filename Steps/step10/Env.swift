@@ -1,0 +1,52 @@
+import ContainerSupport
+import Glibc
+
+// A process gets its environment from execve(2): the third argument, a list of KEY=VALUE strings,
+// becomes its `environ`. Until now the container simply inherited the runtime's (the host user's
+// PATH, SUDO_USER, whatever the shell had). Now it gets a clean default plus what `-e` asks for, as
+// docker does. `exec` has no parent to inherit from inside the container, so it reads the
+// container's environment where the kernel keeps it: /proc/PID/environ, the block that was passed
+// to the container's execve.
+
+/// What every container starts with. PATH covers busybox's applet directories.
+func defaultEnvironment(hostname: String, tty: Bool) -> [String] {
+    var environment = [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME=/root",
+        "HOSTNAME=\(hostname)",
+    ]
+    if tty { environment.append("TERM=xterm") }
+    return environment
+}
+
+/// `-e KEY=VALUE` sets KEY; `-e KEY` copies the host's value of KEY and is skipped when the host
+/// has none, as in docker. A value may contain anything, `=` and spaces included.
+func parseEnvironment(_ specs: [String]) throws -> [String] {
+    try specs.compactMap { spec in
+        let name = spec.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        guard !name.isEmpty else { throw UsageError("invalid environment variable '\(spec)': the name is empty") }
+        guard !name.contains(where: { $0 == " " || $0 == "\0" }) else {
+            throw UsageError("invalid environment variable '\(spec)': the name contains a space")
+        }
+        if spec.contains("=") { return spec }
+        return getenv(String(name)).map { "\(name)=\(String(cString: $0))" }
+    }
+}
+
+/// Later entries win, as for docker's -e over the image's defaults: one entry per name, in the
+/// order the names first appeared.
+func mergeEnvironment(_ base: [String], _ overrides: [String]) -> [String] {
+    var order: [Substring] = []
+    var values: [Substring: String] = [:]
+    for entry in base + overrides {
+        let name = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        if values[name] == nil { order.append(name) }
+        values[name] = entry
+    }
+    return order.compactMap { values[$0] }
+}
+
+/// The container's environment as its PID 1 received it: NUL-separated KEY=VALUE entries.
+func containerEnvironment(pid: Int32) throws -> [String] {
+    try readFile("/proc/\(pid)/environ").split(separator: "\0").map(String.init)
+}
