@@ -53,9 +53,9 @@ func run(_ arguments: [String]) throws -> Int32 {
     try requireRoot()
     try Paths.validateRoot()
     let lower = try unpackImage(options.image)
-    try createVolumeSources(options.volumes)
     let lock = try lockWorkspace()
     defer { close(lock) }
+    try createVolumeSources(options.volumes)
     let workspace = try mountWorkspace(lower: lower)
     defer { removeWorkspace(workspace) }
     // The cgroup exists, with its limits, before the container does: a limit the kernel refuses
