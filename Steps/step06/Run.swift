@@ -8,7 +8,7 @@ let runSpec = CommandSpec(
     summary: "Run CMD as PID 1 of a new container.",
     flags: [
         .bool("-t", "--tty", help: "the container uses this terminal (stdin must be one)"),
-        .bool("-i", "--interactive", help: "keep stdin open (without it stdin is /dev/null)"),
+        .bool("-i", "--interactive", help: "keep stdin open (without -i or -t it is /dev/null)"),
         .value("-m", "--memory", valueName: "SIZE", help: "memory limit, e.g. 100m (b, k, m, g)"),
         .value("-cpushare", "--cpu-shares", valueName: "N", help: "CPU weight, 2-262144 (default 1024)"),
         .value("-cpuset", "--cpuset-cpus", valueName: "LIST", help: "CPUs to run on, e.g. 0 or 0-1"),
@@ -59,8 +59,10 @@ func run(_ arguments: [String]) throws -> Int32 {
     // is reported before any process is started.
     let cgroup = try Cgroup.create(id: newContainerID(), limits: options.limits)
     defer { cgroup.remove() }
+    // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).
+    let terminalOwner = options.tty ? tcgetpgrp(STDIN_FILENO) : -1
     let pid = try startContainer(options, cgroup: cgroup, rootfs: workspace.merged)
-    return waitForContainer(pid, tty: options.tty)
+    return waitForContainer(pid, terminalOwner: terminalOwner)
 }
 
 /// The namespaces every container gets. PID needs clone(2) rather than unshare(2): a process never
@@ -85,9 +87,14 @@ func startContainer(_ options: RunOptions, cgroup: Cgroup, rootfs: String) throw
     let sync = try makeCommandPipe()
 
     installSignalForwarding()
+    // The handler can forward only once containerPID is set: hold the signals until then (a
+    // blocked signal stays pending and is delivered when unblocked), so none is lost.
+    setSignalMask(blocking: forwardedSignals)
     let pid = cs_clone(UInt(namespaceFlags))
     if pid == 0 {
-        if !options.interactive { dup2(devNull, STDIN_FILENO) }
+        // The mask survives execve: the container starts with nothing blocked.
+        setSignalMask(blocking: [])
+        if !options.interactive && !options.tty { dup2(devNull, STDIN_FILENO) }
         // The read end becomes fd 3 in init; dup2 clears O_CLOEXEC on the copy, so it survives.
         dup2(sync.read, 3)
         execv("/proc/self/exe", argv.argv)
@@ -96,8 +103,9 @@ func startContainer(_ options: RunOptions, cgroup: Cgroup, rootfs: String) throw
     }
     close(sync.read)
     defer { close(sync.write) }
+    if pid > 0 { containerPID = pid }
+    setSignalMask(blocking: [])
     guard pid > 0 else { throw SyscallError("clone \(namespaceNames)") }
-    containerPID = pid
     do {
         try cgroup.add(pid: pid)
     } catch {
@@ -120,13 +128,8 @@ nonisolated(unsafe) var containerPID: pid_t = 0
 /// kernel sends those to the whole foreground process group, so forwarding it would deliver it twice.
 ///
 /// A handler, not SIG_IGN: ignored signals stay ignored across execve, handled ones are reset to
-/// their default, so the container starts with clean signal dispositions. The signal mask, though,
-/// is inherited across clone and execve as it is: whoever started us (a Dispatch thread, a
-/// supervisor) may have blocked signals, so unblock them all, for us and for the container.
+/// their default, so the container starts with clean signal dispositions.
 func installSignalForwarding() {
-    var none = sigset_t()
-    sigemptyset(&none)
-    sigprocmask(SIG_SETMASK, &none, nil)
     var action = sigaction()
     action.__sigaction_handler.sa_sigaction = { signal, info, _ in
         guard containerPID > 0, let info, info.pointee.si_code <= 0 else { return }
@@ -134,14 +137,25 @@ func installSignalForwarding() {
     }
     action.sa_flags = SA_SIGINFO | SA_RESTART
     sigemptyset(&action.sa_mask)
-    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+    for signal in forwardedSignals {
         sigaction(signal, &action, nil)
     }
 }
 
+let forwardedSignals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+
+/// Blocks exactly `signals`. Unlike dispositions, the mask is inherited across clone and execve
+/// as it is, and whoever started us (a Dispatch thread, a supervisor) may have blocked some:
+/// setting the whole mask also clears those, for us and for the container.
+func setSignalMask(blocking signals: [Int32]) {
+    var set = sigset_t()
+    sigemptyset(&set)
+    for signal in signals { sigaddset(&set, signal) }
+    sigprocmask(SIG_SETMASK, &set, nil)
+}
+
 /// Waits for the container's PID 1 and turns its wait status into a shell-style exit code.
-func waitForContainer(_ pid: pid_t, tty: Bool) -> Int32 {
-    let terminalOwner = tty ? tcgetpgrp(STDIN_FILENO) : -1
+func waitForContainer(_ pid: pid_t, terminalOwner: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     if terminalOwner > 0 { reclaimTerminal(terminalOwner) }

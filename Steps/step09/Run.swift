@@ -8,7 +8,7 @@ let runSpec = CommandSpec(
     summary: "Run CMD as PID 1 of a new container made from IMAGE (images/IMAGE.tar).",
     flags: [
         .bool("-t", "--tty", help: "the container uses this terminal (stdin must be one)"),
-        .bool("-i", "--interactive", help: "keep stdin open (without it stdin is /dev/null)"),
+        .bool("-i", "--interactive", help: "keep stdin open (without -i or -t it is /dev/null)"),
         .bool("-d", "--detach", help: "run in the background, output to the container's log"),
         .value("--name", valueName: "NAME", help: "name the container (default: its ID)"),
         .value("-m", "--memory", valueName: "SIZE", help: "memory limit, e.g. 100m (b, k, m, g)"),
@@ -74,6 +74,8 @@ func run(_ arguments: [String]) throws -> Int32 {
         // The cgroup exists, with its limits, before the container does: a limit the kernel
         // refuses is reported before any process is started.
         let cgroup = try Cgroup.create(id: name, limits: options.limits)
+        // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).
+        let terminalOwner = options.tty ? tcgetpgrp(STDIN_FILENO) : -1
         let pid = try startContainer(options, name: name, cgroup: cgroup, rootfs: layer.merged)
         try writeRecord(
             ContainerRecord(
@@ -84,7 +86,7 @@ func run(_ arguments: [String]) throws -> Int32 {
             printOutput(id + "\n")
             return 0
         }
-        let code = waitForContainer(pid, tty: options.tty)
+        let code = waitForContainer(pid, terminalOwner: terminalOwner)
         try removeContainer(name)
         return code
     } catch {
@@ -120,9 +122,14 @@ func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs:
     let sync = try makeCommandPipe()
 
     installSignalForwarding()
+    // The handler can forward only once containerPID is set: hold the signals until then (a
+    // blocked signal stays pending and is delivered when unblocked), so none is lost.
+    setSignalMask(blocking: forwardedSignals)
     let pid = cs_clone(UInt(namespaceFlags))
     if pid == 0 {
-        if !options.interactive { dup2(devNull, STDIN_FILENO) }
+        // The mask survives execve: the container starts with nothing blocked.
+        setSignalMask(blocking: [])
+        if !options.interactive && !options.tty { dup2(devNull, STDIN_FILENO) }
         if output >= 0 {
             dup2(output, STDOUT_FILENO)
             dup2(output, STDERR_FILENO)
@@ -135,8 +142,9 @@ func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs:
     }
     close(sync.read)
     defer { close(sync.write) }
+    if pid > 0 { containerPID = pid }
+    setSignalMask(blocking: [])
     guard pid > 0 else { throw SyscallError("clone \(namespaceNames)") }
-    containerPID = pid
     do {
         try cgroup.add(pid: pid)
     } catch {
@@ -159,13 +167,8 @@ nonisolated(unsafe) var containerPID: pid_t = 0
 /// kernel sends those to the whole foreground process group, so forwarding it would deliver it twice.
 ///
 /// A handler, not SIG_IGN: ignored signals stay ignored across execve, handled ones are reset to
-/// their default, so the container starts with clean signal dispositions. The signal mask, though,
-/// is inherited across clone and execve as it is: whoever started us (a Dispatch thread, a
-/// supervisor) may have blocked signals, so unblock them all, for us and for the container.
+/// their default, so the container starts with clean signal dispositions.
 func installSignalForwarding() {
-    var none = sigset_t()
-    sigemptyset(&none)
-    sigprocmask(SIG_SETMASK, &none, nil)
     var action = sigaction()
     action.__sigaction_handler.sa_sigaction = { signal, info, _ in
         guard containerPID > 0, let info, info.pointee.si_code <= 0 else { return }
@@ -173,14 +176,25 @@ func installSignalForwarding() {
     }
     action.sa_flags = SA_SIGINFO | SA_RESTART
     sigemptyset(&action.sa_mask)
-    for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+    for signal in forwardedSignals {
         sigaction(signal, &action, nil)
     }
 }
 
+let forwardedSignals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+
+/// Blocks exactly `signals`. Unlike dispositions, the mask is inherited across clone and execve
+/// as it is, and whoever started us (a Dispatch thread, a supervisor) may have blocked some:
+/// setting the whole mask also clears those, for us and for the container.
+func setSignalMask(blocking signals: [Int32]) {
+    var set = sigset_t()
+    sigemptyset(&set)
+    for signal in signals { sigaddset(&set, signal) }
+    sigprocmask(SIG_SETMASK, &set, nil)
+}
+
 /// Waits for the container's PID 1 and turns its wait status into a shell-style exit code.
-func waitForContainer(_ pid: pid_t, tty: Bool) -> Int32 {
-    let terminalOwner = tty ? tcgetpgrp(STDIN_FILENO) : -1
+func waitForContainer(_ pid: pid_t, terminalOwner: pid_t) -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     if terminalOwner > 0 { reclaimTerminal(terminalOwner) }

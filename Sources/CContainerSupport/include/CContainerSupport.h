@@ -1,6 +1,7 @@
 // The few things a Swift step cannot reach on its own. Swift imports glibc through a module map that
-// is compiled without _GNU_SOURCE, so Linux-only calls (unshare, setns, statfs) and constants
-// (CLONE_NEW*) are invisible to it; variadic functions (syscall, prctl) cannot be imported at all; and
+// is compiled without _GNU_SOURCE, so Linux-only calls (unshare, setns, pipe2) and constants
+// (CLONE_NEW*) are invisible to it, and so is everything in headers outside that module (statfs in
+// <sys/vfs.h>); variadic functions (syscall, prctl) cannot be imported at all; and
 // macros such as makedev are not functions. Everything here returns what the kernel returns (-1 with
 // errno set) and never prints.
 #ifndef CCONTAINERSUPPORT_H
