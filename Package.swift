@@ -3,7 +3,9 @@
 // on top of one support module (and its C shim) that holds only what no chapter teaches.
 import PackageDescription
 
-let steps = ["step01", "step02", "step03", "step04", "step05", "step06", "step07", "step08", "step09", "step10"]
+let steps = [
+    "step01", "step02", "step03", "step04", "step05", "step06", "step07", "step08", "step09", "step10",
+]
 
 let package = Package(
     name: "mydocker-swift",

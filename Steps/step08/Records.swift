@@ -34,7 +34,8 @@ func validateContainerName(_ name: String) throws {
     guard !name.isEmpty, name.count <= 64, name.first != ".", name.first != "-",
         name.allSatisfy({ allowed.contains($0) })
     else {
-        throw UsageError("invalid container name '\(name)' (1-64 of a-z A-Z 0-9 _ . -, not starting with . or -)")
+        throw UsageError(
+            "invalid container name '\(name)' (1-64 of a-z A-Z 0-9 _ . -, not starting with . or -)")
     }
 }
 
@@ -49,7 +50,8 @@ func reserveName(_ name: String) throws {
     let directory = containerDirectory(name)
     guard mkdir(directory, 0o700) == 0 else {
         if errno == EEXIST {
-            throw Failure("container name '\(name)' is already in use (remove it first: \(toolName) rm -f \(name))")
+            throw Failure(
+                "container name '\(name)' is already in use (remove it first: \(toolName) rm -f \(name))")
         }
         throw SyscallError("mkdir \(directory)")
     }
@@ -99,7 +101,9 @@ func allRecords() throws -> [ContainerRecord] {
 /// its state. The command name (field 2) sits in parentheses and may itself contain spaces and
 /// parentheses, so the fields are counted from the last `)`.
 func processStartTime(_ pid: Int32) -> (startTime: UInt64, state: Character)? {
-    guard let stat = try? readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+    guard let stat = try? readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else {
+        return nil
+    }
     let fields = stat[stat.index(after: close)...].split(separator: " ")
     // fields[0] is field 3 (state), so field 22 is fields[19].
     guard fields.count > 19, let start = UInt64(fields[19]), let state = fields[0].first else { return nil }

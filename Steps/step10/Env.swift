@@ -24,7 +24,9 @@ func defaultEnvironment(hostname: String, tty: Bool) -> [String] {
 func parseEnvironment(_ specs: [String]) throws -> [String] {
     try specs.compactMap { spec in
         let name = spec.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
-        guard !name.isEmpty else { throw UsageError("invalid environment variable '\(spec)': the name is empty") }
+        guard !name.isEmpty else {
+            throw UsageError("invalid environment variable '\(spec)': the name is empty")
+        }
         guard !name.contains(where: { $0 == " " || $0 == "\0" }) else {
             throw UsageError("invalid environment variable '\(spec)': the name contains a space")
         }

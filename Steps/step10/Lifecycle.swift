@@ -10,7 +10,8 @@ let logsSpec = CommandSpec(
     name: "logs", arguments: "CONTAINER", summary: "Print a detached container's output (stdout and stderr).")
 let stopSpec = CommandSpec(
     name: "stop", arguments: "CONTAINER", summary: "Stop a container: SIGTERM, then SIGKILL after a timeout.",
-    flags: [.value("-t", "--time", valueName: "SECONDS", help: "seconds to wait before SIGKILL (default 10)")])
+    flags: [.value("-t", "--time", valueName: "SECONDS", help: "seconds to wait before SIGKILL (default 10)")]
+)
 let rmSpec = CommandSpec(
     name: "rm", arguments: "CONTAINER", summary: "Remove a container: its record, its layer and its cgroup.",
     flags: [.bool("-f", "--force", help: "kill the container first if it is running")])
@@ -19,7 +20,8 @@ let rmSpec = CommandSpec(
 func containerArgument(_ spec: CommandSpec, _ arguments: [String]) throws -> (ParsedArguments, String) {
     let parsed = try spec.parse(arguments)
     guard parsed.positionals.count == 1 else {
-        throw UsageError("\(spec.name) needs exactly one container name (see \(toolName) \(spec.name) --help)")
+        throw UsageError(
+            "\(spec.name) needs exactly one container name (see \(toolName) \(spec.name) --help)")
     }
     try requireRoot()
     try Paths.validateRoot()
@@ -52,7 +54,8 @@ func formatTable(_ rows: [[String]]) -> String {
     let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
     return rows.map { row in
         row.enumerated().map { column, cell in
-            column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count + 3)
+            column == row.count - 1
+                ? cell : cell + String(repeating: " ", count: widths[column] - cell.count + 3)
         }.joined()
     }.joined(separator: "\n") + "\n"
 }
@@ -96,7 +99,9 @@ func stopContainer(_ record: ContainerRecord, timeout: Int) throws {
         kill(record.pid, SIGTERM)
         if waitForExit(record, seconds: Double(timeout)) { return }
     }
-    guard kill(record.pid, SIGKILL) == 0 || errno == ESRCH else { throw SyscallError("kill -KILL \(record.pid)") }
+    guard kill(record.pid, SIGKILL) == 0 || errno == ESRCH else {
+        throw SyscallError("kill -KILL \(record.pid)")
+    }
     guard waitForExit(record, seconds: 10) else {
         throw Failure("container '\(record.name)' (PID \(record.pid)) did not die after SIGKILL")
     }
