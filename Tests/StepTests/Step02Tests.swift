@@ -35,7 +35,10 @@ extension Steps {
         func namespacesAreNew() throws {
             try withSandbox("step02") { box in
                 let kinds = ["uts", "pid", "mnt", "net", "ipc"]
-                let r = box.run(["run", "readlink"] + kinds.map { "/proc/self/ns/\($0)" })
+                let r = box.run([
+                    "run", "sh", "-c",
+                    "for n in \(kinds.joined(separator: " ")); do readlink /proc/self/ns/$n; done",
+                ])
                 let links = r.stdout.split(separator: "\n").map(String.init)
                 #expect(links.count == kinds.count, "\(r)")
                 for (kind, link) in zip(kinds, links) {
