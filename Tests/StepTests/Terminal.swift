@@ -48,10 +48,12 @@ final class Terminal {
         waitUntil(timeout: timeout) { screen.contains(text) }
     }
 
-    /// Waits for a root shell's prompt (`# `; tmux trims the trailing space) on the last line.
+    /// Waits for a root shell's prompt on the last line: `# ` (tmux trims the trailing space), or
+    /// `/dir # ` where the shell shows its working directory (busybox ash).
     func waitForPrompt(timeout: Double = 15) -> Bool {
         waitUntil(timeout: timeout) {
-            screen.split(separator: "\n").last.map { $0.trimmingCharacters(in: .whitespaces) == "#" } ?? false
+            let last = screen.split(separator: "\n").last?.trimmingCharacters(in: .whitespaces) ?? ""
+            return last == "#" || last.hasSuffix(" #")
         }
     }
 
