@@ -37,10 +37,13 @@ func parseRunOptions(_ arguments: [String]) throws -> RunOptions {
 func run(_ arguments: [String]) throws -> Int32 {
     let options = try parseRunOptions(arguments)
     try requireRoot()
+    trace("parse")
     // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).
     let terminalOwner = options.tty ? tcgetpgrp(STDIN_FILENO) : -1
     let pid = try startContainer(options)
-    return waitForContainer(pid, terminalOwner: terminalOwner)
+    let code = waitForContainer(pid, terminalOwner: terminalOwner)
+    trace("exited")
+    return code
 }
 
 /// The namespaces every container gets. PID needs clone(2) rather than unshare(2): a process never
@@ -76,6 +79,7 @@ func startContainer(_ options: RunOptions) throws -> pid_t {
     if pid > 0 { containerPID = pid }
     setSignalMask(blocking: [])
     guard pid > 0 else { throw SyscallError("clone \(namespaceNames)") }
+    trace("clone")
     return pid
 }
 

@@ -15,6 +15,7 @@ func initContainer(_ arguments: [String]) throws -> Never {
     guard getpid() == 1 else {
         throw UsageError("init runs inside a container only (it is started by '\(toolName) run')")
     }
+    trace("init")
     let parsed = try initSpec.parse(arguments)
     let tty = parsed.has("--tty")
     let command = parsed.positionals
@@ -73,6 +74,7 @@ func takeTerminal() throws {
 /// process, and when it exits the kernel tears the PID namespace down. execvp searches PATH.
 func execCommand(_ command: [String]) throws -> Never {
     let argv = CStringArray(command)
+    trace("exec")
     execvp(command[0], argv.argv)
     // The exec failed. Exit like a shell: 127 when there is no such command, 126 when it can't run.
     let error = SyscallError("exec \(command[0])")

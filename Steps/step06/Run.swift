@@ -48,21 +48,30 @@ func parseRunOptions(_ arguments: [String]) throws -> RunOptions {
 func run(_ arguments: [String]) throws -> Int32 {
     let options = try parseRunOptions(arguments)
     try requireRoot()
+    trace("parse")
     try Paths.validateRoot()
     let lower = try unpackImage("busybox")
+    trace("image")
     let lock = try lockWorkspace()
-    defer { close(lock) }
+    defer {
+        close(lock)
+        trace("cleanup")
+    }
     try createVolumeSources(options.volumes)
     let workspace = try mountWorkspace(lower: lower)
     defer { removeWorkspace(workspace) }
+    trace("overlay")
     // The cgroup exists, with its limits, before the container does: a limit the kernel refuses
     // is reported before any process is started.
     let cgroup = try Cgroup.create(id: newContainerID(), limits: options.limits)
     defer { cgroup.remove() }
+    trace("cgroup")
     // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).
     let terminalOwner = options.tty ? tcgetpgrp(STDIN_FILENO) : -1
     let pid = try startContainer(options, cgroup: cgroup, rootfs: workspace.merged)
-    return waitForContainer(pid, terminalOwner: terminalOwner)
+    let code = waitForContainer(pid, terminalOwner: terminalOwner)
+    trace("exited")
+    return code
 }
 
 /// The namespaces every container gets. PID needs clone(2) rather than unshare(2): a process never
@@ -106,6 +115,7 @@ func startContainer(_ options: RunOptions, cgroup: Cgroup, rootfs: String) throw
     if pid > 0 { containerPID = pid }
     setSignalMask(blocking: [])
     guard pid > 0 else { throw SyscallError("clone \(namespaceNames)") }
+    trace("clone")
     do {
         try cgroup.add(pid: pid)
     } catch {
@@ -115,6 +125,7 @@ func startContainer(_ options: RunOptions, cgroup: Cgroup, rootfs: String) throw
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         throw error
     }
+    trace("cgroup join")
     try sendCommand(options.command, to: sync.write)
     return pid
 }

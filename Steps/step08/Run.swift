@@ -62,8 +62,10 @@ func parseRunOptions(_ arguments: [String]) throws -> RunOptions {
 func run(_ arguments: [String]) throws -> Int32 {
     let options = try parseRunOptions(arguments)
     try requireRoot()
+    trace("parse")
     try Paths.validateRoot()
     let lower = try unpackImage(options.image)
+    trace("image")
     let id = newContainerID()
     let name = options.name ?? id
     try reserveName(name)
@@ -71,9 +73,11 @@ func run(_ arguments: [String]) throws -> Int32 {
     do {
         try createVolumeSources(options.volumes)
         let layer = try mountLayer(for: name, lower: lower)
+        trace("overlay")
         // The cgroup exists, with its limits, before the container does: a limit the kernel
         // refuses is reported before any process is started.
         let cgroup = try Cgroup.create(id: name, limits: options.limits)
+        trace("cgroup")
         // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).
         let terminalOwner = options.tty ? tcgetpgrp(STDIN_FILENO) : -1
         let pid = try startContainer(options, name: name, cgroup: cgroup, rootfs: layer.merged)
@@ -82,12 +86,15 @@ func run(_ arguments: [String]) throws -> Int32 {
                 id: id, name: name, pid: pid, pidStartTime: processStartTime(pid)?.startTime ?? 0,
                 command: options.command, created: timestamp(), status: "running", image: options.image,
                 volumes: options.volumes.map { "\($0.source):\($0.target)" }, detached: options.detach))
+        trace("record")
         if options.detach {
             printOutput(id + "\n")
             return 0
         }
         let code = waitForContainer(pid, terminalOwner: terminalOwner)
+        trace("exited")
         try removeContainer(name)
+        trace("cleanup")
         return code
     } catch {
         try? removeContainer(name)
@@ -145,6 +152,7 @@ func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs:
     if pid > 0 { containerPID = pid }
     setSignalMask(blocking: [])
     guard pid > 0 else { throw SyscallError("clone \(namespaceNames)") }
+    trace("clone")
     do {
         try cgroup.add(pid: pid)
     } catch {
@@ -154,6 +162,7 @@ func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs:
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         throw error
     }
+    trace("cgroup join")
     try sendCommand(options.command, to: sync.write)
     return pid
 }

@@ -52,3 +52,9 @@ func mergeEnvironment(_ base: [String], _ overrides: [String]) -> [String] {
 func containerEnvironment(pid: Int32) throws -> [String] {
     try readFile("/proc/\(pid)/environ").split(separator: "\0").map(String.init)
 }
+
+/// MYDOCKER_TRACE goes on to init, so that its stages are traced too (ContainerSupport/Trace.swift).
+/// Only while tracing: then the command sees it as well.
+func traceEnvironment() -> [String] {
+    getenv("MYDOCKER_TRACE").map { ["MYDOCKER_TRACE=\(String(cString: $0))"] } ?? []
+}

@@ -22,6 +22,7 @@ func initContainer(_ arguments: [String]) throws -> Never {
     guard getpid() == 1 else {
         throw UsageError("init runs inside a container only (it is started by '\(toolName) run')")
     }
+    trace("init")
     let parsed = try initSpec.parse(arguments)
     let tty = parsed.has("--tty")
     guard let rootfs = parsed.value("--rootfs") else { throw UsageError("init needs --rootfs") }
@@ -31,10 +32,12 @@ func initContainer(_ arguments: [String]) throws -> Never {
     try makeMountsPrivate()
     try mountVolumes(volumes, into: rootfs)
     try pivotRoot(into: rootfs)
+    trace("pivot_root")
     try mountProc()
     try mountSys()
     try setUpDev()
     try maskHostPaths()
+    trace("mounts")
     if let hostname = parsed.value("--hostname") { try setHostname(hostname) }
     if parsed.has("--detach") { try leaveSession() }
     if tty { try takeTerminal() }
@@ -90,6 +93,7 @@ func leaveSession() throws {
 /// process, and when it exits the kernel tears the PID namespace down. execvp searches PATH.
 func execCommand(_ command: [String]) throws -> Never {
     let argv = CStringArray(command)
+    trace("exec")
     execvp(command[0], argv.argv)
     // The exec failed. Exit like a shell: 127 when there is no such command, 126 when it can't run.
     let error = SyscallError("exec \(command[0])")
