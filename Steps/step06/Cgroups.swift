@@ -140,9 +140,9 @@ struct Cgroup {
     func remove() {
         for directory in directories.reversed() {
             var attempts = 0
-            while rmdir(directory) != 0 && errno == EBUSY && attempts < 100 {
+            while rmdir(directory) != 0 && errno == EBUSY && attempts < 1000 {
                 attempts += 1
-                usleep(10_000)
+                usleep(1_000)
             }
         }
     }
