@@ -94,6 +94,40 @@ extension Steps {
         }
 
         @Test(
+            "while the runtime is held between clone and the cgroup join, init waits on fd 3 and runs nothing"
+        )
+        func initWaitsWhileTheRuntimeIsHeld() throws {
+            try withSandbox("step03") { box in
+                let marker = box.scratch + "/ran"
+                // MYDOCKER_TEST_PAUSE_AT=clone: the runtime stops itself (SIGSTOP) right after clone,
+                // before it writes the child's PID to any cgroup.procs.
+                let running = box.start(
+                    ["run", "-m", "100m", "sh", "-c", "touch \(marker)"],
+                    environment: ["MYDOCKER_TEST_PAUSE_AT": "clone"])
+                var child: pid_t = 0
+                let held = waitUntil {
+                    child = childPIDs(of: running.pid).first ?? 0
+                    return Self.state(of: running.pid) == "T" && child > 0
+                        && Self.value("/proc/\(child)/wchan")?.contains("pipe") == true
+                }
+                let cmdline = (Self.value("/proc/\(child)/cmdline") ?? "").replacingOccurrences(
+                    of: "\0", with: " ")
+                let cgroups = Self.value("/proc/\(child)/cgroup") ?? ""
+                #expect(
+                    held,
+                    "the runtime never stopped with its child blocked on the pipe: child \(child) \(cmdline)")
+                #expect(cmdline.hasPrefix("step03 init "), "Expected init, not the command, got \(cmdline)")
+                #expect(!cgroups.contains("/mydocker/"), "the child is in its cgroup already:\n\(cgroups)")
+                #expect(
+                    !FileManager.default.fileExists(atPath: marker), "the command ran before the cgroup join")
+                kill(running.pid, SIGCONT)
+                let r = running.finish()
+                #expect(r.exitCode == 0, "\(r)")
+                #expect(FileManager.default.fileExists(atPath: marker), "the command never ran\n\(r)")
+            }
+        }
+
+        @Test(
             "init runs nothing until the runtime writes the go byte on fd 3",
             arguments: [
                 // the pipe's end-of-file: the runtime died before it placed the child in its cgroup
@@ -403,6 +437,14 @@ extension Steps {
         static func value(_ path: String) -> String? {
             (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(
                 in: .whitespacesAndNewlines)
+        }
+
+        /// The state letter of a process, field 3 of /proc/PID/stat: `T` when stopped.
+        static func state(of pid: pid_t) -> Character? {
+            guard let stat = value("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else {
+                return nil
+            }
+            return stat[stat.index(after: close)...].first { $0 != " " }
         }
 
         /// The cgroups with no process in them: another helper's container running by hand at the
