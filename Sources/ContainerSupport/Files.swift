@@ -50,16 +50,23 @@ public func isDirectory(_ path: String) -> Bool {
     return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
 }
 
-/// `mkdir -p`: creates `path` and its missing parents.
+/// `mkdir -p`: creates `path` and its missing parents. Tries the path itself first and walks up
+/// only on ENOENT, so the usual case (the parent exists) is one system call.
 public func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
-    var current = path.hasPrefix("/") ? "" : "."
-    for part in path.split(separator: "/") {
-        current += "/" + part
-        if mkdir(current, mode) != 0 && errno != EEXIST {
-            throw SyscallError("mkdir \(current)")
+    if mkdir(path, mode) == 0 { return }
+    switch errno {
+    case EEXIST:
+        guard isDirectory(path) else { throw SyscallError("mkdir \(path)", errno: ENOTDIR) }
+    case ENOENT:
+        let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        guard !parent.isEmpty, parent != path else { throw SyscallError("mkdir \(path)") }
+        try makeDirectories(parent, mode: mode)
+        guard mkdir(path, mode) == 0 || (errno == EEXIST && isDirectory(path)) else {
+            throw SyscallError("mkdir \(path)")
         }
+    default:
+        throw SyscallError("mkdir \(path)")
     }
-    guard isDirectory(path) else { throw SyscallError("mkdir \(path)", errno: ENOTDIR) }
 }
 
 /// The names in a directory, without `.` and `..`.

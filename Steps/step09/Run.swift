@@ -93,7 +93,11 @@ func run(_ arguments: [String]) throws -> Int32 {
         }
         let code = waitForContainer(pid, terminalOwner: terminalOwner)
         trace("exited")
-        try removeContainer(name)
+        // Gone: undo what this run made, newest first (removeContainer without its search for
+        // leftovers, which only a broken run needs).
+        cgroup.remove()
+        removeLayer(layer)
+        try removeTree(containerDirectory(name))
         trace("cleanup")
         return code
     } catch {

@@ -63,10 +63,13 @@ struct Cgroup {
     /// directories named `id` that exist under `mydocker/` in the hierarchies this step uses.
     static func existing(id: String) throws -> Cgroup {
         var cgroup = Cgroup(id: id, version: try detectCgroupVersion())
-        let candidates =
-            cgroup.version == .v2
-            ? [cgroupRoot + "/" + cgroupParent + "/" + id]
-            : try ["memory", "cpu", "cpuset"].map { try findV1Hierarchy($0) + "/" + cgroupParent + "/" + id }
+        var candidates = [cgroupRoot + "/" + cgroupParent + "/" + id]
+        if cgroup.version == .v1 {
+            let hierarchies = try findV1Hierarchies()
+            candidates = try ["memory", "cpu", "cpuset"].map {
+                try v1Hierarchy($0, in: hierarchies) + "/" + cgroupParent + "/" + id
+            }
+        }
         cgroup.directories = candidates.filter(isDirectory)
         return cgroup
     }
@@ -75,15 +78,16 @@ struct Cgroup {
 
     /// The controllers this step sets, each in its own hierarchy.
     private mutating func createV1(_ limits: ResourceLimits) throws {
-        let memory = try makeV1Directory(controller: "memory")
+        let hierarchies = try findV1Hierarchies()
+        let memory = try makeV1Directory(controller: "memory", in: hierarchies)
         if let bytes = limits.memoryBytes {
             try writeFile(memory + "/memory.limit_in_bytes", String(bytes))
         }
-        let cpu = try makeV1Directory(controller: "cpu")
+        let cpu = try makeV1Directory(controller: "cpu", in: hierarchies)
         if let shares = limits.cpuShares {
             try writeFile(cpu + "/cpu.shares", String(shares))
         }
-        let cpuset = try makeV1Directory(controller: "cpuset")
+        let cpuset = try makeV1Directory(controller: "cpuset", in: hierarchies)
         // A new cpuset cgroup starts with no CPUs and no memory nodes, and a process cannot join
         // it until both are set: copy them from the parent (docker does the same).
         let parent = parentDirectory(of: cpuset)
@@ -91,10 +95,11 @@ struct Cgroup {
         try writeFile(cpuset + "/cpuset.mems", try readValue(parent + "/cpuset.mems"))
     }
 
-    /// `mydocker/ID` in the hierarchy that has `controller`, found in /proc/self/mountinfo: on some
-    /// hosts cpu and cpuacct share one hierarchy, mounted at /sys/fs/cgroup/cpu,cpuacct.
-    private mutating func makeV1Directory(controller: String) throws -> String {
-        let hierarchy = try findV1Hierarchy(controller)
+    /// `mydocker/ID` in the hierarchy that has `controller`.
+    private mutating func makeV1Directory(controller: String, in hierarchies: [String: String]) throws
+        -> String
+    {
+        let hierarchy = try v1Hierarchy(controller, in: hierarchies)
         let parent = hierarchy + "/" + cgroupParent
         if !isDirectory(parent) {
             try makeDirectories(parent)
@@ -174,20 +179,29 @@ func cpuWeight(fromShares shares: UInt64) -> UInt64 {
     1 + ((shares - 2) * 9999) / 262142
 }
 
-/// The mount point of the v1 hierarchy that carries `controller`, from /proc/self/mountinfo:
-/// `35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory`.
-func findV1Hierarchy(_ controller: String) throws -> String {
+/// Where each v1 controller's hierarchy is mounted, from one read of /proc/self/mountinfo:
+/// `35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory`. On some hosts cpu and
+/// cpuacct share one hierarchy, mounted at /sys/fs/cgroup/cpu,cpuacct.
+func findV1Hierarchies() throws -> [String: String] {
+    var hierarchies: [String: String] = [:]
     for line in try readFile("/proc/self/mountinfo").split(separator: "\n") {
         let halves = line.split(separator: " - ", maxSplits: 1)
         guard halves.count == 2 else { continue }
         let fields = halves[0].split(separator: " ")
         let tail = halves[1].split(separator: " ")
         guard fields.count > 4, tail.count > 2, tail[0] == "cgroup" else { continue }
-        if tail[2].split(separator: ",").contains(Substring(controller)) {
-            return String(fields[4])
+        for option in tail[2].split(separator: ",") {
+            hierarchies[String(option)] = String(fields[4])
         }
     }
-    throw SyscallError("find the cgroup v1 hierarchy of \(controller)", errno: ENOENT)
+    return hierarchies
+}
+
+func v1Hierarchy(_ controller: String, in hierarchies: [String: String]) throws -> String {
+    guard let hierarchy = hierarchies[controller] else {
+        throw SyscallError("find the cgroup v1 hierarchy of \(controller)", errno: ENOENT)
+    }
+    return hierarchy
 }
 
 func parentDirectory(of path: String) -> String {
