@@ -255,6 +255,29 @@ extension Steps {
             }
         }
 
+        @Test("a SIGTERM that reaches the runtime just after it made the cgroup leaves no cgroup behind")
+        func sigtermBeforeTheCloneLeavesNoCgroup() throws {
+            try withSandbox("step03") { box in
+                let before = MachineState.readContainerCgroups()
+                // MYDOCKER_TEST_PAUSE_AT=cgroup: the runtime stops itself right after Cgroup.create,
+                // before startContainer() installs the signal forwarding.
+                let running = box.start(
+                    ["run", "-m", "100m", "true"], environment: ["MYDOCKER_TEST_PAUSE_AT": "cgroup"])
+                #expect(waitUntil { Self.state(of: running.pid) == "T" }, "the runtime never stopped")
+                kill(running.pid, SIGTERM)
+                kill(running.pid, SIGCONT)
+                let r = running.finish()
+                let left = Self.emptyCgroups(MachineState.readContainerCgroups().subtracting(before))
+                withKnownIssue(
+                    "SIGTERM's default action ends the runtime before its handler exists, so the defer that removes the cgroup never runs"
+                ) {
+                    #expect(left.isEmpty, "cgroups left: \(left)\n\(r)")
+                }
+                // Remove what the known bug left, deepest first, so the residue check can judge the rest.
+                for dir in left.sorted(by: { $0.count > $1.count }) { rmdir(dir) }
+            }
+        }
+
         @Test(
             "bad limits are one line on stderr, exit 125, and no cgroup is made",
             arguments: [
