@@ -19,6 +19,7 @@ func initContainer(_ arguments: [String]) throws -> Never {
     let parsed = try initSpec.parse(arguments)
     let tty = parsed.has("--tty")
     let command = parsed.positionals
+    guard !command.isEmpty else { throw UsageError("init needs a command after --") }
     try waitForParent()
     try makeMountsPrivate()
     try mountProc()

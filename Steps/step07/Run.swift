@@ -119,17 +119,22 @@ func startContainer(_ options: RunOptions, cgroup: Cgroup, rootfs: String) throw
     setSignalMask(blocking: [])
     guard pid > 0 else { throw SyscallError("clone \(namespaceNames)") }
     trace("clone")
+    // If init dies before it has read the pipe, our write gets EPIPE instead of a SIGPIPE that
+    // would kill the runtime before it cleans up. (Set after the clone: the container keeps the
+    // default.)
+    signal(SIGPIPE, SIG_IGN)
     do {
         try cgroup.add(pid: pid)
+        trace("cgroup join")
+        try sendCommand(options.command, to: sync.write)
     } catch {
-        // init is still blocked on the pipe: no user code ran. Kill it before reporting.
+        // init is blocked on the pipe until the write succeeds: no user code ran. Kill it
+        // before reporting.
         kill(pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         throw error
     }
-    trace("cgroup join")
-    try sendCommand(options.command, to: sync.write)
     return pid
 }
 

@@ -159,6 +159,7 @@ final class Spawned {
         defer {
             for pointer in cArgv + cEnv { free(pointer) }
         }
+        markInheritedDescriptorsCloseOnExec()
         let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
         if rc != 0 { startError = "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))" }
     }
@@ -200,6 +201,17 @@ final class Spawned {
         let err = (try? String(contentsOfFile: io + "/err", encoding: .utf8)) ?? ""
         return RunResult(
             commandLine: commandLine, exitCode: code, stdout: stdoutSoFar, stderr: err, timedOut: timedOut)
+    }
+}
+
+/// The test process holds fds it did not open (sockets of the test runner, whatever started
+/// `swift test`); without this, every step binary and container would inherit them, and a test
+/// of "no extra fd reaches the command" could not be exact.
+private func markInheritedDescriptorsCloseOnExec() {
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+        guard let fd = Int32(entry), fd > 2 else { continue }
+        let flags = fcntl(fd, F_GETFD)
+        if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
     }
 }
 
