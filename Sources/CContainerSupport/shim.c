@@ -35,4 +35,6 @@ unsigned long cs_makedev(unsigned int major, unsigned int minor) {
     return (unsigned long)makedev(major, minor);
 }
 
+int cs_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
+
 int cs_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }

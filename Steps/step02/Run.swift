@@ -37,6 +37,11 @@ func parseRunOptions(_ arguments: [String]) throws -> RunOptions {
 func run(_ arguments: [String]) throws -> Int32 {
     let options = try parseRunOptions(arguments)
     try requireRoot()
+    // From here on a SIGINT or SIGTERM must not kill us before we have cleaned up. The handler
+    // can forward only once containerPID is set: hold the signals until then (a blocked signal
+    // stays pending and is delivered when unblocked, to the container), so none is lost.
+    installSignalForwarding()
+    setSignalMask(blocking: forwardedSignals)
     trace("parse")
     // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).
     let terminalOwner = options.tty ? tcgetpgrp(STDIN_FILENO) : -1
@@ -63,14 +68,12 @@ func startContainer(_ options: RunOptions) throws -> pid_t {
     defer { close(devNull) }
     let execFailed = Array("\(toolName): exec /proc/self/exe init failed\n".utf8)
 
-    installSignalForwarding()
-    // The handler can forward only once containerPID is set: hold the signals until then (a
-    // blocked signal stays pending and is delivered when unblocked), so none is lost.
-    setSignalMask(blocking: forwardedSignals)
     let pid = cs_clone(UInt(namespaceFlags))
     if pid == 0 {
         // The mask survives execve: the container starts with nothing blocked.
         setSignalMask(blocking: [])
+        // The container dies with its runtime: nobody else could ever clean it up.
+        cs_set_parent_death_signal(SIGKILL)
         if !options.interactive && !options.tty { dup2(devNull, STDIN_FILENO) }
         execv("/proc/self/exe", argv.argv)
         _ = execFailed.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }

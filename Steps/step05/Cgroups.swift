@@ -95,6 +95,7 @@ struct Cgroup {
             }
         }
         let directory = parent + "/" + id
+        removeLeftover(directory)
         guard mkdir(directory, 0o755) == 0 else { throw SyscallError("mkdir \(directory)") }
         directories.append(directory)
         return directory
@@ -114,6 +115,7 @@ struct Cgroup {
             try writeFile(directory + "/" + subtreeControlFile, "+memory +cpu +cpuset")
         }
         let directory = parent + "/" + id
+        removeLeftover(directory)
         guard mkdir(directory, 0o755) == 0 else { throw SyscallError("mkdir \(directory)") }
         directories.append(directory)
         if let bytes = limits.memoryBytes {
@@ -146,8 +148,16 @@ struct Cgroup {
                 attempts += 1
                 usleep(1_000)
             }
+            if isDirectory(directory) { printError("\(SyscallError("rmdir \(directory)"))") }
         }
     }
+}
+
+/// A cgroup directory that already has our name was left by a runtime that was killed before it
+/// could remove it (its container died with it: PR_SET_PDEATHSIG). The name is ours now, so the
+/// empty directory goes; if processes were still inside, rmdir fails and so will the mkdir after.
+func removeLeftover(_ directory: String) {
+    if isDirectory(directory) { rmdir(directory) }
 }
 
 /// cgroup v1's cpu.shares (2..262144, default 1024) mapped onto v2's cpu.weight (1..10000,
@@ -250,10 +260,4 @@ func cpuNumbers(in list: String) throws -> Set<Int> {
         }
     }
     return result
-}
-
-/// A fresh container ID: 12 hex digits, like docker's short IDs.
-func newContainerID() -> String {
-    let digits = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-    return String((String(repeating: "0", count: 16) + digits).suffix(12))
 }

@@ -48,6 +48,11 @@ func parseRunOptions(_ arguments: [String]) throws -> RunOptions {
 func run(_ arguments: [String]) throws -> Int32 {
     let options = try parseRunOptions(arguments)
     try requireRoot()
+    // From here on a SIGINT or SIGTERM must not kill us before we have cleaned up. The handler
+    // can forward only once containerPID is set: hold the signals until then (a blocked signal
+    // stays pending and is delivered when unblocked, to the container), so none is lost.
+    installSignalForwarding()
+    setSignalMask(blocking: forwardedSignals)
     trace("parse")
     try Paths.validateRoot()
     let lower = try unpackImage("busybox")
@@ -63,7 +68,9 @@ func run(_ arguments: [String]) throws -> Int32 {
     trace("overlay")
     // The cgroup exists, with its limits, before the container does: a limit the kernel refuses
     // is reported before any process is started.
-    let cgroup = try Cgroup.create(id: newContainerID(), limits: options.limits)
+    // Named after the workspace, like the layer: one container at a time, and the next run
+    // clears what a killed one left.
+    let cgroup = try Cgroup.create(id: workspaceName, limits: options.limits)
     defer { cgroup.remove() }
     trace("cgroup")
     // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).
@@ -95,14 +102,12 @@ func startContainer(_ options: RunOptions, cgroup: Cgroup, rootfs: String) throw
     let execFailed = Array("\(toolName): exec /proc/self/exe init failed\n".utf8)
     let sync = try makeCommandPipe()
 
-    installSignalForwarding()
-    // The handler can forward only once containerPID is set: hold the signals until then (a
-    // blocked signal stays pending and is delivered when unblocked), so none is lost.
-    setSignalMask(blocking: forwardedSignals)
     let pid = cs_clone(UInt(namespaceFlags))
     if pid == 0 {
         // The mask survives execve: the container starts with nothing blocked.
         setSignalMask(blocking: [])
+        // The container dies with its runtime: nobody else could ever clean it up.
+        cs_set_parent_death_signal(SIGKILL)
         if !options.interactive && !options.tty { dup2(devNull, STDIN_FILENO) }
         // The read end becomes fd 3 in init; dup2 clears O_CLOEXEC on the copy, so it survives.
         dup2(sync.read, 3)

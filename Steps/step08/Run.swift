@@ -62,6 +62,11 @@ func parseRunOptions(_ arguments: [String]) throws -> RunOptions {
 func run(_ arguments: [String]) throws -> Int32 {
     let options = try parseRunOptions(arguments)
     try requireRoot()
+    // From here on a SIGINT or SIGTERM must not kill us before we have cleaned up. The handler
+    // can forward only once containerPID is set: hold the signals until then (a blocked signal
+    // stays pending and is delivered when unblocked, to the container), so none is lost.
+    installSignalForwarding()
+    setSignalMask(blocking: forwardedSignals)
     trace("parse")
     try Paths.validateRoot()
     let lower = try unpackImage(options.image)
@@ -132,14 +137,12 @@ func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs:
     let execFailed = Array("\(toolName): exec /proc/self/exe init failed\n".utf8)
     let sync = try makeCommandPipe()
 
-    installSignalForwarding()
-    // The handler can forward only once containerPID is set: hold the signals until then (a
-    // blocked signal stays pending and is delivered when unblocked), so none is lost.
-    setSignalMask(blocking: forwardedSignals)
     let pid = cs_clone(UInt(namespaceFlags))
     if pid == 0 {
         // The mask survives execve: the container starts with nothing blocked.
         setSignalMask(blocking: [])
+        // A foreground container dies with its runtime: nobody else could ever clean it up.
+        if !options.detach { cs_set_parent_death_signal(SIGKILL) }
         if !options.interactive && !options.tty { dup2(devNull, STDIN_FILENO) }
         if output >= 0 {
             dup2(output, STDOUT_FILENO)

@@ -127,3 +127,9 @@ func timestamp() -> String {
     let count = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &parts)
     return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+/// A fresh container ID: 12 hex digits, like docker's short IDs.
+func newContainerID() -> String {
+    let digits = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    return String((String(repeating: "0", count: 16) + digits).suffix(12))
+}

@@ -72,6 +72,10 @@ int cs_filesystem_magic(const char *path, unsigned long *magic);
 // makedev(3) is a macro.
 unsigned long cs_makedev(unsigned int major, unsigned int minor);
 
+// prctl(PR_SET_PDEATHSIG, signal): prctl is variadic. The caller gets `signal` when its parent
+// dies; it survives execve.
+int cs_set_parent_death_signal(int signal);
+
 // prctl(PR_SET_CHILD_SUBREAPER): prctl is variadic. Orphaned descendants are re-parented to the
 // caller instead of to the host's PID 1.
 int cs_set_child_subreaper(void);
