@@ -331,43 +331,26 @@ extension Steps {
                 #expect(!FileManager.default.fileExists(atPath: box.root + "/overlay/default"))
 
                 let left = Self.cgroupDirectories(named: cgroup)
-                withKnownIssue(
-                    "step05 keeps no record of a killed runtime's cgroup, so no later run removes it"
-                ) {
-                    #expect(left.isEmpty, "cgroup of the killed runtime left: \(left.sorted())")
-                }
+                #expect(left.isEmpty, "cgroup of the killed runtime left: \(left.sorted())")
                 for directory in left { rmdir(directory) }
             }
         }
 
-        @Test("while a killed runtime's container still runs, a second run is refused")
-        func orphanStillHoldsTheWorkspace() throws {
+        @Test("a container dies with its runtime (SIGKILL), so no later run can share a live workspace")
+        func containerDiesWithItsRuntime() throws {
             try withSandbox("step05", image: true) { box in
                 let (pid1, cgroup) = try Self.orphanContainer(box, script: "exec sleep 30")
-                if Self.isAlive(pid1) {
-                    let meanwhile = box.run(["run", "true"])
-                    let message =
-                        "step05: another container is running in \(box.root)/overlay/default "
-                        + "(this step runs one at a time)"
-                    withKnownIssue(
-                        "the flock dies with the runtime, not with its container: the next run takes the layer"
-                    ) {
-                        #expect(
-                            meanwhile.exitCode == 125 && meanwhile.stderrLines == [Substring(message)],
-                            "a second run shared the workspace with a live container\n\(meanwhile)")
-                    }
-                }
-                kill(pid1, SIGKILL)
+                // PR_SET_PDEATHSIG: the kernel sends the container SIGKILL when its runtime dies.
                 #expect(
                     waitUntil {
                         box.reapOrphans()
                         return !Self.isAlive(pid1)
-                    }, "the orphan did not die")
-                // The previous test's claim: a run clears what the killed one left mounted.
+                    }, "the container outlived its runtime")
                 let after = box.run(["run", "true"])
                 #expect(after.exitCode == 0 && Self.mounts(under: box.root).isEmpty, "\(after)")
-                // Known issue, checked in the previous test: the killed runtime's cgroup stays.
-                for directory in Self.cgroupDirectories(named: cgroup) { rmdir(directory) }
+                // The next run also cleared the killed one's cgroup (same name: the workspace's).
+                #expect(
+                    Self.cgroupDirectories(named: cgroup).isEmpty, "\(Self.cgroupDirectories(named: cgroup))")
             }
         }
 
