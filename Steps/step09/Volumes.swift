@@ -53,10 +53,32 @@ func createVolumeSources(_ volumes: [Volume]) throws {
 /// directory and its files stay.
 func mountVolumes(_ volumes: [Volume], into rootfs: String) throws {
     for volume in volumes {
-        let target = rootfs + volume.target
-        try makeDirectories(target)
+        let target = try makeTarget(volume.target, in: rootfs)
         guard mount(volume.source, target, nil, UInt(MS_BIND | MS_REC), nil) == 0 else {
             throw SyscallError("bind mount \(volume.source) on \(target)")
         }
     }
+}
+
+/// Creates the target below the new root one component at a time, and refuses a symlink on the
+/// way. The image made that symlink, and we resolve paths before pivot_root, in the host's tree:
+/// an absolute link such as /data -> /etc would send the bind mount (and the mkdirs) to the host's
+/// /etc. Real runtimes resolve the link inside the root instead (cyphar/filepath-securejoin,
+/// openat2's RESOLVE_IN_ROOT); refusing it is the simple, safe choice.
+func makeTarget(_ target: String, in rootfs: String) throws -> String {
+    var path = rootfs
+    for component in target.split(separator: "/") where component != "." {
+        path += "/" + component
+        var info = stat()
+        if lstat(path, &info) != 0 {
+            guard mkdir(path, 0o755) == 0 else { throw SyscallError("mkdir \(path)") }
+        } else if (info.st_mode & S_IFMT) == S_IFLNK {
+            let inside = path.dropFirst(rootfs.count)
+            throw Failure("volume target \(target): \(inside) is a symlink in the image")
+        } else if (info.st_mode & S_IFMT) != S_IFDIR {
+            let inside = path.dropFirst(rootfs.count)
+            throw Failure("volume target \(target): \(inside) is not a directory")
+        }
+    }
+    return path
 }
