@@ -64,9 +64,7 @@ func run(_ arguments: [String]) throws -> Int32 {
     trace("overlay")
     // The cgroup exists, with its limits, before the container does: a limit the kernel refuses
     // is reported before any process is started.
-    // Named after the workspace, like the layer: one container at a time, and the next run
-    // clears what a killed one left.
-    let cgroup = try Cgroup.create(id: workspaceName, limits: options.limits)
+    let cgroup = try Cgroup.create(id: workspaceCgroupID(), limits: options.limits)
     defer { cgroup.remove() }
     trace("cgroup")
     // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).

@@ -14,7 +14,7 @@ let execSpec = CommandSpec(
     summary: "Run CMD inside a running container.",
     flags: [
         .bool("-t", "--tty", help: "the command uses this terminal (stdin must be one)"),
-        .bool("-i", "--interactive", help: "keep stdin open (without it stdin is /dev/null)"),
+        .bool("-i", "--interactive", help: "keep stdin open (without -i or -t it is /dev/null)"),
     ]
 )
 
@@ -36,8 +36,8 @@ func exec(_ arguments: [String]) throws -> Int32 {
 
     // Join the cgroup here, in Swift: cgroup membership needs no namespace trick, and it is
     // inherited across the exec below and by the command the constructor forks.
-    try Cgroup.existing(id: record.name).add(pid: getpid())
-    if !parsed.has("-i") { try redirectStdinToDevNull() }
+    try Cgroup.existing(id: record.id).add(pid: getpid())
+    if !parsed.has("-i") && !tty { try redirectStdinToDevNull() }
     try reexecIntoContainer(pid: record.pid, command: command, tty: tty)
 }
 

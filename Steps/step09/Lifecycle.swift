@@ -38,10 +38,11 @@ func ps(_ arguments: [String]) throws -> Int32 {
     for record in try allRecords() {
         let running = isRunning(record)
         guard running || parsed.has("-a") else { continue }
+        let status = running ? "running" : record.pid == 0 ? "created" : "exited"
         var command = record.command.joined(separator: " ")
         if command.count > 30 { command = String(command.prefix(27)) + "..." }
         rows.append([
-            record.id, record.name, record.image, command, record.created, running ? "running" : "exited",
+            record.id, record.name, record.image, command, record.created, status,
             running ? String(record.pid) : "-",
         ])
     }
@@ -149,11 +150,14 @@ func rm(_ arguments: [String]) throws -> Int32 {
 /// still there and `rm` can be run again. Also used by `run` to undo a foreground container, or a
 /// start that failed halfway.
 func removeContainer(_ name: String) throws {
-    let cgroup = try Cgroup.existing(id: name)
-    // Normally empty by now; after a runtime was killed mid-start it may still hold the
-    // container's processes, and a cgroup with processes in it cannot be removed.
-    cgroup.killProcesses()
-    cgroup.remove()
+    // The record is written before the cgroup is made: no record, no cgroup.
+    if let record = try? readRecord(name) {
+        let cgroup = try Cgroup.existing(id: record.id)
+        // Normally empty by now; after a runtime was killed mid-start it may still hold the
+        // container's processes, and a cgroup with processes in it cannot be removed.
+        cgroup.killProcesses()
+        cgroup.remove()
+    }
     removeLayer(Layer(name: name))
     try removeTree(containerDirectory(name))
 }

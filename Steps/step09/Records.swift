@@ -20,7 +20,7 @@ struct ContainerRecord: Codable {
     var command: [String]
     /// UTC, `2026-11-25 14:55:01`.
     var created: String
-    /// What the runtime last knew: `running` or `exited`. `ps` checks the kernel, not this.
+    /// What the runtime last knew: `created`, `running` or `exited`. `ps` checks the kernel.
     var status: String
     var image: String
     var volumes: [String]
@@ -60,7 +60,7 @@ func reserveName(_ name: String) throws {
 /// Writes the record through a temporary file and rename(2), so a reader never sees half a file.
 func writeRecord(_ record: ContainerRecord) throws {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     let json = String(decoding: try encoder.encode(record), as: UTF8.self) + "\n"
     let path = recordPath(record.name)
     try writeFile(path + ".tmp", json, mode: 0o600)

@@ -19,6 +19,11 @@ func defaultEnvironment(hostname: String, tty: Bool) -> [String] {
     return environment
 }
 
+/// The container's whole environment: the defaults, then `-e` on top.
+func initialEnvironment(_ options: RunOptions, name: String) -> [String] {
+    mergeEnvironment(defaultEnvironment(hostname: name, tty: options.tty), options.environment)
+}
+
 /// `-e KEY=VALUE` sets KEY; `-e KEY` copies the host's value of KEY and is skipped when the host
 /// has none, as in docker. A value may contain anything, `=` and spaces included.
 func parseEnvironment(_ specs: [String]) throws -> [String] {

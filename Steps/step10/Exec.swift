@@ -14,7 +14,7 @@ let execSpec = CommandSpec(
     summary: "Run CMD inside a running container.",
     flags: [
         .bool("-t", "--tty", help: "the command uses this terminal (stdin must be one)"),
-        .bool("-i", "--interactive", help: "keep stdin open (without it stdin is /dev/null)"),
+        .bool("-i", "--interactive", help: "keep stdin open (without -i or -t it is /dev/null)"),
         .value("-e", "--env", valueName: "KEY=VALUE", help: "set an environment variable (repeatable)"),
     ]
 )
@@ -29,18 +29,18 @@ func exec(_ arguments: [String]) throws -> Int32 {
     guard !tty || isatty(STDIN_FILENO) == 1 else {
         throw UsageError("-t needs a terminal on stdin, and stdin is not one")
     }
+    let overrides = try parseEnvironment(parsed.all("-e")) + (tty ? ["TERM=xterm"] : [])
     try requireRoot()
     try Paths.validateRoot()
     let record = try findContainer(parsed.positionals[0])
     guard isRunning(record) else { throw Failure("container '\(record.name)' is not running") }
     let command = Array(parsed.positionals.dropFirst())
-    let environment = mergeEnvironment(
-        try containerEnvironment(pid: record.pid), try parseEnvironment(parsed.all("-e")))
+    let environment = mergeEnvironment(try containerEnvironment(pid: record.pid), overrides)
 
     // Join the cgroup here, in Swift: cgroup membership needs no namespace trick, and it is
     // inherited across the exec below and by the command the constructor forks.
-    try Cgroup.existing(id: record.name).add(pid: getpid())
-    if !parsed.has("-i") { try redirectStdinToDevNull() }
+    try Cgroup.existing(id: record.id).add(pid: getpid())
+    if !parsed.has("-i") && !tty { try redirectStdinToDevNull() }
     try reexecIntoContainer(pid: record.pid, command: command, environment: environment, tty: tty)
 }
 

@@ -79,21 +79,30 @@ func run(_ arguments: [String]) throws -> Int32 {
     try reserveName(name)
     // From here on a failure undoes the whole container: cgroup, layer, record directory.
     do {
+        // The record comes first, as `created`: it names the cgroup (by the container's ID, so
+        // two MYDOCKER_ROOTs with a container called `web` never share one), and a runtime
+        // killed halfway leaves enough behind for `rm -f` to find everything.
+        let environment = initialEnvironment(options, name: name)
+        var record = ContainerRecord(
+            id: id, name: name, pid: 0, pidStartTime: 0, command: options.command, created: timestamp(),
+            status: "created", image: options.image,
+            volumes: options.volumes.map { "\($0.source):\($0.target)" },
+            detached: options.detach, environment: environment)
+        try writeRecord(record)
         try createVolumeSources(options.volumes)
         let layer = try mountLayer(for: name, lower: lower)
         trace("overlay")
         // The cgroup exists, with its limits, before the container does: a limit the kernel
         // refuses is reported before any process is started.
-        let cgroup = try Cgroup.create(id: name, limits: options.limits)
+        let cgroup = try Cgroup.create(id: id, limits: options.limits)
         trace("cgroup")
         // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).
         let terminalOwner = options.tty ? tcgetpgrp(STDIN_FILENO) : -1
         let pid = try startContainer(options, name: name, cgroup: cgroup, rootfs: layer.merged)
-        try writeRecord(
-            ContainerRecord(
-                id: id, name: name, pid: pid, pidStartTime: processStartTime(pid)?.startTime ?? 0,
-                command: options.command, created: timestamp(), status: "running", image: options.image,
-                volumes: options.volumes.map { "\($0.source):\($0.target)" }, detached: options.detach))
+        record.pid = pid
+        record.pidStartTime = processStartTime(pid)?.startTime ?? 0
+        record.status = "running"
+        try writeRecord(record)
         trace("record")
         if options.detach {
             printOutput(id + "\n")
@@ -138,9 +147,7 @@ func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs:
     guard devNull >= 0 else { throw SyscallError("open /dev/null") }
     defer { close(devNull) }
     // init, and after it the user's command, get the container's environment, not ours.
-    let environment = CStringArray(
-        mergeEnvironment(
-            defaultEnvironment(hostname: name, tty: options.tty) + traceEnvironment(), options.environment))
+    let environment = CStringArray(initialEnvironment(options, name: name) + traceEnvironment())
     let execFailed = Array("\(toolName): exec /proc/self/exe init failed\n".utf8)
     let sync = try makeCommandPipe()
 

@@ -61,7 +61,7 @@ extension Steps {
             }
         }
 
-        @Test("the exec'd process is in the container's cgroup, mydocker/NAME")
+        @Test("the exec'd process is in the container's cgroup, mydocker/ID")
         func joinsTheCgroup() throws {
             try withSandbox("step09", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -71,9 +71,11 @@ extension Steps {
                 let pid1Cgroups = try String(contentsOfFile: "/proc/\(pid1)/cgroup", encoding: .utf8)
                 #expect(r.stdout == pid1Cgroups, "Expected PID 1's cgroups:\n\(pid1Cgroups)\n\(r)")
                 let lines = r.stdout.split(separator: "\n")
-                let path = ":/mydocker/\(name)"
+                // Cgroups are named by the container's ID (the record's `id`), never by its name.
+                let id = Self.recordField(box, name, "id") ?? "?"
+                let path = ":/mydocker/\(id)"
                 if Self.cgroupV2 {
-                    #expect(lines.contains("0::/mydocker/\(name)"), "\(r)")
+                    #expect(lines.contains("0::/mydocker/\(id)"), "\(r)")
                 } else {
                     // v1: one line per hierarchy, `ID:CONTROLLERS:PATH`; cpu may share one with cpuacct.
                     for controller in ["memory", "cpu", "cpuset"] {
@@ -186,7 +188,7 @@ extension Steps {
             try withSandbox("step09", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
                 guard let pid1 = Self.startContainer(box, name) else { return }
-                let cgroupProcs = Self.cgroupProcsFile(name)
+                let cgroupProcs = Self.cgroupProcsFile(box, name)
                 let running = box.start(["exec", name, "sleep", "30"])
                 // While it runs: the sleep is in the PID namespace, and the cgroup holds PID 1, the
                 // sleep and exec's waiting parent (outside the PID namespace, inside the cgroup).
@@ -328,6 +330,15 @@ extension Steps {
             return started ? pid : nil
         }
 
+        /// A string field of containers/NAME/config.json.
+        static func recordField(_ box: Sandbox, _ name: String, _ field: String) -> String? {
+            let path = box.root + "/containers/\(name)/config.json"
+            guard let data = FileManager.default.contents(atPath: path),
+                let record = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            else { return nil }
+            return record[field] as? String
+        }
+
         /// The `pid` field of containers/NAME/config.json.
         static func recordPID(_ box: Sandbox, _ name: String) -> pid_t? {
             let path = box.root + "/containers/\(name)/config.json"
@@ -356,11 +367,13 @@ extension Steps {
             return entries.compactMap(pid_t.init).filter { namespace("pid", of: "\($0)") == target }.sorted()
         }
 
-        /// The container's cgroup.procs: the memory hierarchy's on v1, the unified tree's on v2.
-        static func cgroupProcsFile(_ name: String) -> String {
-            cgroupV2
-                ? "/sys/fs/cgroup/mydocker/\(name)/cgroup.procs"
-                : "/sys/fs/cgroup/memory/mydocker/\(name)/cgroup.procs"
+        /// The container's cgroup.procs: the memory hierarchy's on v1, the unified tree's on v2. The
+        /// cgroup is named by the container's ID.
+        static func cgroupProcsFile(_ box: Sandbox, _ name: String) -> String {
+            let id = recordField(box, name, "id") ?? "?"
+            return cgroupV2
+                ? "/sys/fs/cgroup/mydocker/\(id)/cgroup.procs"
+                : "/sys/fs/cgroup/memory/mydocker/\(id)/cgroup.procs"
         }
 
         static func pids(in file: String) -> [pid_t] {
