@@ -83,13 +83,23 @@ public func listDirectory(_ path: String) throws -> [String] {
     return names.sorted()
 }
 
-/// `rm -rf` that never crosses into another filesystem: if something is still mounted below `path`
-/// (a volume bind-mounted from the host), it fails with EBUSY instead of deleting the host's files.
+/// `rm -rf` that refuses to touch anything still mounted below `path`: a bind mount (a volume, say)
+/// would otherwise lead the walk into the host's own files. Mount points are looked up in
+/// /proc/self/mountinfo (a bind mount of a directory on the same filesystem has the same st_dev,
+/// so the device check during the walk alone would not notice it).
 public func removeTree(_ path: String) throws {
     var top = stat()
     guard lstat(path, &top) == 0 else {
         if errno == ENOENT { return }
         throw SyscallError("lstat \(path)")
+    }
+    for line in try readFile("/proc/self/mountinfo").split(separator: "\n") {
+        let fields = line.split(separator: " ")
+        guard fields.count > 4 else { continue }
+        let point = fields[4]
+        if point == path || point.hasPrefix(path + "/") {
+            throw SyscallError("remove \(path): \(point) is still mounted", errno: EBUSY)
+        }
     }
     try removeTree(path, device: top.st_dev)
 }

@@ -40,9 +40,11 @@ func unpackImage(_ name: String) throws -> String {
     let directory = Paths.images + "/\(name)"
     if isDirectory(directory) { return directory }
     guard fileExists(tarball) else {
-        throw Failure(
-            "rootfs image '\(name)' not found under \(Paths.images) (build it: sudo rootfs-tools/build-busybox-image.sh)"
-        )
+        let hint =
+            name == "busybox"
+            ? "build it: sudo rootfs-tools/build-busybox-image.sh"
+            : "import a tarball with: sudo rootfs-tools/import-image.sh \(name) FILE.tar"
+        throw Failure("rootfs image '\(name)' not found under \(Paths.images) (\(hint))")
     }
     // Unpack beside the final name and rename into place: a run that is killed halfway leaves a
     // temporary directory, never a half-filled image that later runs would trust.
