@@ -192,7 +192,7 @@ extension Steps {
                 // run of an image that was never built or committed
                 (
                     ["run", "nosuch", "true"],
-                    "step07: rootfs image 'nosuch' not found under ROOT/images (build it: sudo rootfs-tools/build-busybox-image.sh)"
+                    "step07: rootfs image 'nosuch' not found under ROOT/images (import a tarball with: sudo rootfs-tools/import-image.sh nosuch FILE.tar)"
                 ),
                 // run of an image name that walks out of images/
                 (
