@@ -113,10 +113,12 @@ extension Steps {
                 for name in names {
                     let pid = pid_t(readRecord(box, name)?["pid"] as? Int ?? 0)
                     pids.append(pid)
+                    // Named by the container's ID: names are unique per MYDOCKER_ROOT, IDs everywhere.
+                    let id = readRecord(box, name)?["id"] as? String ?? "?"
                     let cgroups = containerCgroups(of: pid)
                     #expect(
-                        !cgroups.isEmpty && cgroups.allSatisfy { $0.hasSuffix("/mydocker/\(name)") },
-                        "PID \(pid) of \(name) is not (only) in mydocker/\(name): \(cgroupLines(of: pid))")
+                        !cgroups.isEmpty && cgroups.allSatisfy { $0.hasSuffix("/mydocker/\(id)") },
+                        "PID \(pid) of \(name) is not (only) in mydocker/\(id): \(cgroupLines(of: pid))")
                     #expect(cgroups.allSatisfy(isDirectory), "missing cgroup directories: \(cgroups)")
                 }
                 // Writing /go from the host: merged/ is the container's root, seen from outside.
@@ -585,7 +587,7 @@ extension Steps {
                         })
                 if stdout.isEmpty {
                     let message =
-                        "step08: rootfs image 'no-such-image' not found under \(box.root)/images (build it: sudo rootfs-tools/build-busybox-image.sh)"
+                        "step08: rootfs image 'no-such-image' not found under \(box.root)/images (import a tarball with: sudo rootfs-tools/import-image.sh no-such-image FILE.tar)"
                     #expect(
                         r.exitCode == 125 && r.stderrLines == [Substring(message)],
                         "Expected \(message.debugDescription)\n\(r)")
