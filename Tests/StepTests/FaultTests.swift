@@ -128,11 +128,16 @@ extension Steps {
                 let runtime = box.start(
                     ["run"] + image + ["sleep", "300"], environment: ["MYDOCKER_TEST_PAUSE_AT": stage])
                 let paused = waitUntil { processState(runtime.pid) == "T" }
+                // What the runtime made before it stopped: the cgroups that are new now.
+                let made = MachineState.readContainerCgroups().subtracting(cgroupsBefore)
                 let left = childPIDs(of: runtime.pid)
                 kill(runtime.pid, SIGKILL)
                 let killed = runtime.finish()
                 try #require(paused, "the runtime never stopped itself at \(stage)\n\(killed)")
                 for pid in left { kill(pid, SIGKILL) }
+                if stage != "overlay" {
+                    #expect(!made.isEmpty, "no cgroup was made before \(stage): nothing to prove")
+                }
                 let stale = box.root + "/overlay/default/merged"
                 if step >= "step05" {
                     #expect(
@@ -146,10 +151,8 @@ extension Steps {
                 #expect(
                     Self.stateEntries(box.root).isEmpty,
                     "left under \(box.root) after the next run: \(Self.stateEntries(box.root))")
-                // The killed runtime's cgroup is named by a random ID nobody knows any more.
-                let leaked = MachineState.readContainerCgroups().subtracting(cgroupsBefore).filter {
-                    ((try? String(contentsOfFile: $0 + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty
-                }
+                // Steps 03 and 04 name the cgroup by a random ID that dies with the killed runtime.
+                let leaked = made.intersection(MachineState.readContainerCgroups())
                 #expect(
                     leaked.isEmpty, "cgroups leaked by the killed \(step) at \(stage): \(leaked.sorted())")
             }
