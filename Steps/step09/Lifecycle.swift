@@ -111,12 +111,19 @@ func stopContainer(_ record: ContainerRecord, timeout: Int) throws {
 /// Polls until the container is gone. It is not our child (the runtime that started it may
 /// have exited long ago), so waitpid(2) is not available: we watch /proc instead.
 func waitForExit(_ record: ContainerRecord, seconds: Double) -> Bool {
-    let deadline = Double(time(nil)) + seconds
-    while Double(time(nil)) <= deadline {
+    let deadline = monotonicSeconds() + seconds
+    while monotonicSeconds() < deadline {
         if !isRunning(record) { return true }
         usleep(20_000)
     }
     return !isRunning(record)
+}
+
+/// CLOCK_MONOTONIC: a deadline that neither a clock change nor whole-second rounding can move.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
 /// `rm [-f] CONTAINER`.
@@ -147,8 +154,7 @@ func rm(_ arguments: [String]) throws -> Int32 {
 }
 
 /// Removes what a container had, the record last: if anything fails on the way, the record is
-/// still there and `rm` can be run again. Also used by `run` to undo a foreground container, or a
-/// start that failed halfway.
+/// still there and `rm` can be run again. Also used by `run` to undo a start that failed halfway.
 func removeContainer(_ name: String) throws {
     // The record is written before the cgroup is made: no record, no cgroup.
     if let record = try? readRecord(name) {
