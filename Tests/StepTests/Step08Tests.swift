@@ -123,7 +123,7 @@ extension Steps {
                 }
                 // Writing /go from the host: merged/ is the container's root, seen from outside.
                 for name in names {
-                    FileManager.default.createFile(
+                    _ = FileManager.default.createFile(
                         atPath: box.root + "/overlay/\(name)/merged/go", contents: nil)
                 }
                 for name in names {
@@ -159,7 +159,7 @@ extension Steps {
                         && row?["COMMAND"] == "sh -c while [ ! -e /exit-no..."
                         && row?["ID"] == r.stdout.trimmingCharacters(in: .newlines),
                     "Expected \(name) running as PID \(pid)\n\(before)")
-                FileManager.default.createFile(
+                _ = FileManager.default.createFile(
                     atPath: box.root + "/overlay/\(name)/merged/exit-now", contents: nil)
                 var all = box.run(["ps", "-a"])
                 let exited = waitUntil {
@@ -208,7 +208,7 @@ extension Steps {
                 #expect(
                     noLog.stderrLines == [Substring(message)],
                     "Expected \(message.debugDescription)\n\(noLog)")
-                FileManager.default.createFile(
+                _ = FileManager.default.createFile(
                     atPath: box.root + "/overlay/\(foreground)/merged/done", contents: nil)
                 let finished = running.finish()
                 #expect(finished.exitCode == 0 && finished.stdout == "up\n", "\(finished)")
@@ -376,7 +376,7 @@ extension Steps {
                     "Expected \(name) as PID \(pid)\n\(listed)")
                 #expect(readRecord(box, name)?["detached"] as? Bool == false, "the record says detached")
                 let cgroups = containerCgroups(of: pid)
-                FileManager.default.createFile(
+                _ = FileManager.default.createFile(
                     atPath: box.root + "/overlay/\(name)/merged/done", contents: nil)
                 let r = running.finish()
                 #expect(r.exitCode == code, "Expected exit \(code)\n\(r)")
