@@ -29,7 +29,8 @@ func exec(_ arguments: [String]) throws -> Int32 {
     guard !tty || isatty(STDIN_FILENO) == 1 else {
         throw UsageError("-t needs a terminal on stdin, and stdin is not one")
     }
-    let overrides = try parseEnvironment(parsed.all("-e")) + (tty ? ["TERM=xterm"] : [])
+    // TERM=xterm with -t, as docker exec -t does; the user's own -e comes after it and wins.
+    let overrides = (tty ? ["TERM=xterm"] : []) + (try parseEnvironment(parsed.all("-e")))
     try requireRoot()
     try Paths.validateRoot()
     let record = try findContainer(parsed.positionals[0])
