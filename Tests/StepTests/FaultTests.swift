@@ -182,6 +182,30 @@ extension Steps {
             }
         }
 
+        @Test(
+            "stop and rm -f of a foreground container succeed while its runtime cleans up at the same time",
+            arguments: ["step08", "step09", "step10"], [["stop", "-t", "0"], ["rm", "-f"]])
+        func stopForegroundContainer(step: String, command: [String]) throws {
+            try withSandbox(step, image: true, runtimeRemove: ["rm", "-f"]) { box in
+                // Three rounds: the runtime's cleanup and the command race each other.
+                for round in 1...3 {
+                    let name = box.newName()
+                    let runtime = box.start(["run", "--name", name, "busybox", "sleep", "300"])
+                    let running = waitUntil { Self.status(box, name) == "running" }
+                    let r = box.run(command + [name])
+                    let finished = runtime.finish()
+                    #expect(running, "round \(round): \(name) never ran\n\(finished)")
+                    #expect(
+                        r.exitCode == 0 && r.stdout == name + "\n" && r.stderr.isEmpty, "round \(round)\n\(r)"
+                    )
+                    #expect(finished.exitCode == 137, "round \(round): the runtime\n\(finished)")
+                    #expect(
+                        Self.stateEntries(box.root).isEmpty,
+                        "round \(round): left \(Self.stateEntries(box.root))\n\(r)\n\(finished)")
+                }
+            }
+        }
+
         @Test("a recorded PID now held by an unrelated process is never reported running, stopped or killed")
         func reusedPIDIsNotTheContainer() throws {
             try withSandbox("step10", image: true, runtimeRemove: ["rm", "-f"]) { box in
