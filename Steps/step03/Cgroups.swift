@@ -236,30 +236,34 @@ func parseCPUShares(_ text: String) throws -> UInt64 {
 /// reported here and not as the kernel's EINVAL from deep in cgroup setup.
 func parseCPUSet(_ text: String) throws -> String {
     let online = try readValue("/sys/devices/system/cpu/online")
-    let available = try cpuNumbers(in: online)
-    guard let wanted = try? cpuNumbers(in: text), !wanted.isEmpty else {
+    let available = Set(try cpuRanges(in: online).flatMap { $0 })
+    guard let wanted = try? cpuRanges(in: text), !wanted.isEmpty else {
         throw UsageError("invalid CPU list '\(text)' (use e.g. 0, 0-1 or 0,2)")
     }
-    for cpu in wanted where !available.contains(cpu) {
-        throw UsageError("CPU \(cpu) in '\(text)' is not online (online CPUs: \(online))")
+    // Checked range by range up to one past the highest online CPU: `0-99999999999` must not
+    // make a set of a hundred billion numbers first.
+    let highest = available.max() ?? 0
+    for range in wanted {
+        for cpu in range.lowerBound...min(range.upperBound, highest + 1) where !available.contains(cpu) {
+            throw UsageError("CPU \(cpu) in '\(text)' is not online (online CPUs: \(online))")
+        }
     }
     return text
 }
 
-func cpuNumbers(in list: String) throws -> Set<Int> {
-    var result: Set<Int> = []
-    for part in list.split(separator: ",", omittingEmptySubsequences: false) {
+/// `0,2-3` -> [0...0, 2...3], in the order given.
+func cpuRanges(in list: String) throws -> [ClosedRange<Int>] {
+    try list.split(separator: ",", omittingEmptySubsequences: false).map { part in
         let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
         switch bounds.count {
-        case 1 where bounds[0] != nil:
-            result.insert(bounds[0]!)
-        case 2 where bounds[0] != nil && bounds[1] != nil && bounds[0]! <= bounds[1]!:
-            result.formUnion(bounds[0]!...bounds[1]!)
+        case 1 where bounds[0] != nil && bounds[0]! >= 0:
+            return bounds[0]!...bounds[0]!
+        case 2 where bounds[0] != nil && bounds[1] != nil && 0 <= bounds[0]! && bounds[0]! <= bounds[1]!:
+            return bounds[0]!...bounds[1]!
         default:
             throw UsageError("invalid CPU list '\(list)'")
         }
     }
-    return result
 }
 
 /// A fresh container ID: 12 hex digits, like docker's short IDs.

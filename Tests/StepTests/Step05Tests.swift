@@ -393,10 +393,17 @@ extension Steps {
             return marker
         }
 
-        /// Every entry below `directory` with its type, mode, size and modification time.
+        /// Every entry below `directory` with its type, mode, size and modification time (lstat, so
+        /// symlinks are not followed; no `find -printf`, which busybox lacks in the VM).
         static func tree(_ directory: String) -> [String] {
-            let r = runProcess(["/usr/bin/env", "find", directory, "-printf", "%P %y %m %s %T@\\n"])
-            return r.stdout.split(separator: "\n").map(String.init).sorted()
+            let fm = FileManager.default
+            guard let entries = fm.subpaths(atPath: directory) else { return [] }
+            return entries.map { entry -> String in
+                var info = stat()
+                guard lstat(directory + "/" + entry, &info) == 0 else { return "\(entry) ?" }
+                return
+                    "\(entry) \(info.st_mode) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+            }.sorted()
         }
 
         /// Mount points in the host's mount namespace below `root`.
