@@ -183,6 +183,52 @@ extension Steps {
         }
 
         @Test(
+            "a run killed while it unpacks the image leaves no partial copy once the next run has unpacked it",
+            arguments: ["step05", "step10"])
+        func killedDuringUnpack(step: String) throws {
+            try withSandbox(step, image: true, runtimeRemove: step == "step10" ? ["rm", "-f"] : nil) { box in
+                // A stand-in for tar, first in PATH: it leaves a half-filled directory and hangs,
+                // so the runtime can be killed in the middle of its unpack.
+                let fakeBin = box.scratch + "/bin"
+                try FileManager.default.createDirectory(atPath: fakeBin, withIntermediateDirectories: true)
+                let fakeTar = """
+                    #!/bin/sh
+                    while [ $# -gt 0 ]; do if [ "$1" = -C ]; then dir=$2; fi; shift; done
+                    touch "$dir/half-unpacked"
+                    exec sleep 30
+                    """
+                try fakeTar.write(toFile: fakeBin + "/tar", atomically: true, encoding: .utf8)
+                chmod(fakeBin + "/tar", 0o755)
+                let path = fakeBin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+                let command = step == "step10" ? ["busybox", "true"] : ["true"]
+                let runtime = box.start(["run"] + command, environment: ["PATH": path])
+                let images = box.root + "/images"
+                let partials = {
+                    ((try? FileManager.default.contentsOfDirectory(atPath: images)) ?? []).filter {
+                        $0.hasPrefix(".")
+                    }
+                }
+                let halfway = waitUntil {
+                    partials().contains {
+                        FileManager.default.fileExists(atPath: images + "/" + $0 + "/half-unpacked")
+                    }
+                }
+                let tar = childPIDs(of: runtime.pid)
+                kill(runtime.pid, SIGKILL)
+                for pid in tar { kill(pid, SIGKILL) }
+                let killed = runtime.finish()
+                try #require(halfway, "the stand-in tar never ran\n\(killed)")
+
+                let next = box.run(["run"] + command)
+                #expect(next.exitCode == 0, "the next run failed\n\(next)")
+                #expect(
+                    partials().isEmpty,
+                    "images/ still holds the killed run's partial unpack: \(partials()) (a whole image's worth of disk, forever)"
+                )
+            }
+        }
+
+        @Test(
             "stop and rm -f of a foreground container succeed while its runtime cleans up at the same time",
             arguments: ["step08", "step09", "step10"], [["stop", "-t", "0"], ["rm", "-f"]])
         func stopForegroundContainer(step: String, command: [String]) throws {
