@@ -40,8 +40,15 @@ func unpackImage(_ name: String) throws -> String {
         throw Failure("rootfs image '\(name)' not found under \(Paths.images) (\(hint))")
     }
     // Unpack beside the final name and rename into place: a run that is killed halfway leaves a
-    // temporary directory, never a half-filled image that later runs would trust.
-    let partial = Paths.images + "/.\(name).unpacking.\(getpid())"
+    // temporary directory, never a half-filled image that later runs would trust. Such leftovers
+    // carry the PID of their run; those whose run is gone are removed here.
+    let prefix = ".\(name).unpacking."
+    for entry in try listDirectory(Paths.images) where entry.hasPrefix(prefix) {
+        if let pid = Int32(entry.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH {
+            try? removeTree(Paths.images + "/" + entry)
+        }
+    }
+    let partial = Paths.images + "/\(prefix)\(getpid())"
     try? removeTree(partial)
     try makeDirectories(partial)
     do {
