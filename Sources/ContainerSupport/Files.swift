@@ -105,15 +105,25 @@ public func removeTree(_ path: String) throws {
 }
 
 private func removeTree(_ path: String, device: dev_t) throws {
+    // Entries that vanish meanwhile (another process removing the same tree) are not errors.
     var info = stat()
-    guard lstat(path, &info) == 0 else { throw SyscallError("lstat \(path)") }
+    guard lstat(path, &info) == 0 else {
+        if errno == ENOENT { return }
+        throw SyscallError("lstat \(path)")
+    }
     guard info.st_dev == device else { throw SyscallError("remove \(path) (still mounted)", errno: EBUSY) }
     if (info.st_mode & S_IFMT) == S_IFDIR {
-        for name in try listDirectory(path) {
+        let names: [String]
+        do {
+            names = try listDirectory(path)
+        } catch let error as SyscallError where error.errno == ENOENT {
+            return
+        }
+        for name in names {
             try removeTree(path + "/" + name, device: device)
         }
-        guard rmdir(path) == 0 else { throw SyscallError("rmdir \(path)") }
+        guard rmdir(path) == 0 || errno == ENOENT else { throw SyscallError("rmdir \(path)") }
     } else {
-        guard unlink(path) == 0 else { throw SyscallError("unlink \(path)") }
+        guard unlink(path) == 0 || errno == ENOENT else { throw SyscallError("unlink \(path)") }
     }
 }

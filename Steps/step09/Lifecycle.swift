@@ -84,8 +84,12 @@ func stop(_ arguments: [String]) throws -> Int32 {
     }
     var record = try findContainer(nameOrID)
     try stopContainer(record, timeout: timeout)
-    record.status = "exited"
-    try writeRecord(record)
+    // A foreground container's runtime is removing it right now; only a detached one keeps its
+    // record, to be shown as exited until `rm`.
+    if record.detached {
+        record.status = "exited"
+        try writeRecord(record)
+    }
     printOutput(record.name + "\n")
     return 0
 }
