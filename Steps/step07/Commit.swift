@@ -58,6 +58,14 @@ func commit(_ arguments: [String]) throws -> Int32 {
 /// Tars `root` into a temporary file and renames it into place: a failed or interrupted commit never
 /// leaves a truncated image that `run` would try to unpack.
 func writeImage(from root: String, to tarball: String) throws {
+    // A commit that was killed leaves its partial file, named with its PID: remove those whose
+    // commit is gone.
+    let prefix = String(tarball.split(separator: "/").last ?? "") + ".partial."
+    for entry in try listDirectory(Paths.images) where entry.hasPrefix(prefix) {
+        if let pid = Int32(entry.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH {
+            unlink(Paths.images + "/" + entry)
+        }
+    }
     let partial = tarball + ".partial.\(getpid())"
     do {
         try runProgram(["tar", "--numeric-owner", "-cf", partial, "-C", root, "."], stage: "tar \(root)")
