@@ -53,7 +53,8 @@ func run(_ arguments: [String]) throws -> Int32 {
     trace("parse")
     // The cgroup exists, with its limits, before the container does: a limit the kernel refuses
     // is reported before any process is started.
-    let cgroup = try Cgroup.create(id: newContainerID(), limits: options.limits)
+    try removeDeadRunCgroups()
+    let cgroup = try Cgroup.create(id: runCgroupID(), limits: options.limits)
     defer {
         cgroup.remove()
         trace("cleanup")

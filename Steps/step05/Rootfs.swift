@@ -14,15 +14,6 @@ import Glibc
 /// Steps 05 to 07 run one container at a time, in one workspace, as the tutorial does.
 let workspaceName = "default"
 
-/// The workspace's cgroup: `default-` and a hash of MYDOCKER_ROOT, so that two roots on one machine
-/// (two classes, two test runs) never share it, and the next run in the same root finds and
-/// clears what a killed one left.
-func workspaceCgroupID() -> String {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a: short and stable
-    for byte in Paths.root.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-    return workspaceName + "-" + String(hash >> 32, radix: 16)
-}
-
 /// The writable layer of the one workspace: `overlay/default/{upper,work,merged}`.
 struct Workspace {
     let directory: String

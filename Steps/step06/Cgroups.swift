@@ -265,3 +265,32 @@ func cpuRanges(in list: String) throws -> [ClosedRange<Int>] {
         }
     }
 }
+
+// MARK: naming a run's cgroup
+
+/// Until step 08 there is no record of a run, so its cgroup is named after the runtime's PID,
+/// `run-4242`: unique among the runtimes alive, and a later run can tell whether the one that made
+/// it is still alive.
+func runCgroupID() -> String {
+    "run-\(getpid())"
+}
+
+/// Removes the cgroups of runs whose runtime is gone. A runtime killed with SIGKILL cannot remove
+/// its cgroup; its container died with it (PR_SET_PDEATHSIG), so the directory is empty, and the
+/// first run after it clears it.
+func removeDeadRunCgroups() throws {
+    var parents = [cgroupRoot + "/" + cgroupParent]
+    if try detectCgroupVersion() == .v1 {
+        let hierarchies = try findV1Hierarchies()
+        parents = try ["memory", "cpu", "cpuset"].map {
+            try v1Hierarchy($0, in: hierarchies) + "/" + cgroupParent
+        }
+    }
+    for parent in parents where isDirectory(parent) {
+        for entry in try listDirectory(parent) where entry.hasPrefix("run-") {
+            if let pid = Int32(entry.dropFirst(4)), kill(pid, 0) != 0, errno == ESRCH {
+                rmdir(parent + "/" + entry)
+            }
+        }
+    }
+}

@@ -68,7 +68,8 @@ func run(_ arguments: [String]) throws -> Int32 {
     trace("overlay")
     // The cgroup exists, with its limits, before the container does: a limit the kernel refuses
     // is reported before any process is started.
-    let cgroup = try Cgroup.create(id: workspaceCgroupID(), limits: options.limits)
+    try removeDeadRunCgroups()
+    let cgroup = try Cgroup.create(id: runCgroupID(), limits: options.limits)
     defer { cgroup.remove() }
     trace("cgroup")
     // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).

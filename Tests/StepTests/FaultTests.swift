@@ -152,22 +152,11 @@ extension Steps {
                     Self.stateEntries(box.root).isEmpty,
                     "left under \(box.root) after the next run: \(Self.stateEntries(box.root))")
                 let leaked = made.intersection(MachineState.readContainerCgroups())
-                if step < "step05" {
-                    // A known limit of steps 03-04, shown in chapter 03: they keep no state on disk,
-                    // so the random ID of a killed run's cgroup dies with it and no later run knows
-                    // to remove the (empty) directory. Steps 05-07 name it by the workspace, 08+ by
-                    // the record.
-                    withKnownIssue("steps 03-04 cannot find a killed run's cgroup again") {
-                        #expect(
-                            leaked.isEmpty,
-                            "cgroups leaked by the killed \(step) at \(stage): \(leaked.sorted())")
-                    }
-                    for directory in leaked.sorted(by: { $0.count > $1.count }) { rmdir(directory) }
-                } else {
-                    #expect(
-                        leaked.isEmpty, "cgroups leaked by the killed \(step) at \(stage): \(leaked.sorted())"
-                    )
-                }
+                // The next run removed the killed run's cgroup: steps 03-07 name it run-PID and
+                // clear those whose runtime is gone.
+                #expect(
+                    leaked.isEmpty, "cgroups leaked by the killed \(step) at \(stage): \(leaked.sorted())"
+                )
             }
         }
 

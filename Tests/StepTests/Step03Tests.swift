@@ -84,9 +84,10 @@ extension Steps {
                     let distinct = Set(paths.values)
                     #expect(distinct.count == 1, "one cgroup, the same in every hierarchy\n\(r)")
                     let id = String(distinct.first?.dropFirst("/mydocker/".count) ?? "")
+                    // Named after the runtime's PID, `run-4242` (no record until step 08).
                     #expect(
-                        id.count == 12 && id.allSatisfy(\.isHexDigit),
-                        "Expected a 12-hex-digit ID, got \(id)\n\(r)")
+                        id.hasPrefix("run-") && Int32(id.dropFirst(4)) != nil,
+                        "Expected run-PID, got \(id)\n\(r)")
                     ids.append(id)
                 }
                 #expect(Set(ids).count == 2, "two runs shared a cgroup: \(ids)")
