@@ -137,8 +137,8 @@ func startContainer(_ options: RunOptions, cgroup: Cgroup, rootfs: String) throw
 nonisolated(unsafe) var containerPID: pid_t = 0
 
 /// Passes SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the runtime (by `kill`, a supervisor, a test)
-/// on to the container, so that stopping the runtime stops the container and the runtime lives on to
-/// report its exit code. A signal the terminal generated (Ctrl-C) reached the container already: the
+/// on to the container, which decides what they mean (as PID 1 it only gets those it has a handler
+/// for: pid_namespaces(7)), while the runtime lives on to report its exit code. A signal the terminal generated (Ctrl-C) reached the container already: the
 /// kernel sends those to the whole foreground process group, so forwarding it would deliver it twice.
 ///
 /// A handler, not SIG_IGN: ignored signals stay ignored across execve, handled ones are reset to
