@@ -80,4 +80,18 @@ int cs_set_parent_death_signal(int signal);
 // caller instead of to the host's PID 1.
 int cs_set_child_subreaper(void);
 
+// close_range(2) with CLOSE_RANGE_CLOEXEC: every descriptor from `first` up is marked close-on-exec
+// in one call. Declared by glibc only under _GNU_SOURCE (kernel 5.11+). A runtime cannot know which
+// descriptors its caller left open (`9</etc` in a shell), and each one that survives execve reaches
+// the container (runc's CVE-2024-21626).
+int cs_mark_cloexec_from(unsigned int first);
+
+// pidfd_open(2): a descriptor that refers to one process for as long as it is held, so a PID that
+// is reused meanwhile can never be mistaken for it. No glibc wrapper before 2.36 (kernel 5.3+).
+int cs_pidfd_open(pid_t pid);
+
+// memfd_create(2) with MFD_CLOEXEC: an anonymous file, for handing a block of bytes to a process we
+// exec without a path anyone else can open. Declared by glibc only under _GNU_SOURCE.
+int cs_memfd_create(const char *name);
+
 #endif
