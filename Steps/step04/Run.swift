@@ -87,6 +87,13 @@ func startContainer(_ options: RunOptions, cgroup: Cgroup) throws -> pid_t {
     let execFailed = Array("\(toolName): exec /proc/self/exe init failed\n".utf8)
     let sync = try makeCommandPipe()
 
+    // Whatever our caller left open (`9</etc` in its shell) would survive execve and hand the
+    // container a door into the host's files (runc's CVE-2024-21626, "Leaky Vessels"). Our own
+    // descriptors are O_CLOEXEC already; this catches the inherited ones, whatever their number.
+    guard cs_mark_cloexec_from(3) == 0 else {
+        throw SyscallError("mark inherited descriptors 3 and up close-on-exec (close_range)")
+    }
+
     let pid = cs_clone(UInt(namespaceFlags))
     if pid == 0 {
         // The mask survives execve: the container starts with nothing blocked.
@@ -162,6 +169,12 @@ func setSignalMask(blocking signals: [Int32]) {
 
 /// Waits for the container's PID 1 and turns its wait status into a shell-style exit code.
 func waitForContainer(_ pid: pid_t, terminalOwner: pid_t) -> Int32 {
+    // Wait without reaping first (WNOWAIT): until it is reaped, the dead container keeps its PID as
+    // a zombie, so the kernel cannot give the number to another process while the signal handler
+    // may still forward to it. Stop forwarding, and only then reap.
+    var info = siginfo_t()
+    while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+    containerPID = 0
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     if terminalOwner > 0 { reclaimTerminal(terminalOwner) }

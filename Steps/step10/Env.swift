@@ -35,10 +35,21 @@ func parseEnvironment(_ specs: [String]) throws -> [String] {
         guard !name.contains(where: { $0 == " " || $0 == "\0" }) else {
             throw UsageError("invalid environment variable '\(spec)': the name contains a space")
         }
+        // The runtime reads MYDOCKER_ROOT, MYDOCKER_TRACE and the like from its own environment:
+        // a container has no business setting them, and no tool that trusts them should ever see
+        // one a user slipped in.
+        guard !name.hasPrefix(reservedEnvironmentPrefix) else {
+            throw UsageError(
+                "invalid environment variable '\(spec)': names starting with \(reservedEnvironmentPrefix) are reserved for the runtime"
+            )
+        }
         if spec.contains("=") { return spec }
         return getenv(String(name)).map { "\(name)=\(String(cString: $0))" }
     }
 }
+
+/// The prefix of every variable the runtime itself reads.
+let reservedEnvironmentPrefix = "MYDOCKER_"
 
 /// Later entries win, as for docker's -e over the image's defaults: one entry per name, in the
 /// order the names first appeared.
@@ -59,7 +70,7 @@ func containerEnvironment(pid: Int32) throws -> [String] {
 }
 
 /// MYDOCKER_TRACE goes on to init, so that its stages are traced too (ContainerSupport/Trace.swift).
-/// Only while tracing: then the command sees it as well.
+/// It is the runtime's own variable, passed to init only: the command never sees it.
 func traceEnvironment() -> [String] {
     getenv("MYDOCKER_TRACE").map { ["MYDOCKER_TRACE=\(String(cString: $0))"] } ?? []
 }

@@ -27,8 +27,8 @@ func initContainer(_ arguments: [String]) throws -> Never {
     let tty = parsed.has("--tty")
     guard let rootfs = parsed.value("--rootfs") else { throw UsageError("init needs --rootfs") }
     let volumes = try parsed.all("--volume").map(parseVolume)
-    // Blocks until the runtime has put us into the cgroup and sent the command.
-    let command = try readCommand()
+    // Blocks until the runtime has put us into the cgroup and sent the command and its environment.
+    let (command, environment) = try readCommand()
     try makeMountsPrivate()
     try mountVolumes(volumes, into: rootfs)
     try pivotRoot(into: rootfs)
@@ -41,7 +41,7 @@ func initContainer(_ arguments: [String]) throws -> Never {
     if let hostname = parsed.value("--hostname") { try setHostname(hostname) }
     if parsed.has("--detach") { try leaveSession() }
     if tty { try takeTerminal() }
-    try execCommand(command)
+    try execCommand(command, environment: environment)
 }
 
 /// The new mount namespace starts as a copy of the host's, with the same propagation: on systemd
@@ -90,10 +90,14 @@ func leaveSession() throws {
 }
 
 /// execve(2) replaces init with the command, keeping PID 1: the command is the container's init
-/// process, and when it exits the kernel tears the PID namespace down. execvp searches PATH.
-func execCommand(_ command: [String]) throws -> Never {
+/// process, and when it exits the kernel tears the PID namespace down. execvp searches PATH, and it
+/// reads PATH from our own environment: the container's environment becomes ours first, so the
+/// command is looked up in the container's PATH and inherits exactly `environment`.
+func execCommand(_ command: [String], environment: [String]) throws -> Never {
     let argv = CStringArray(command)
     trace("exec")
+    clearenv()
+    for entry in environment { putenv(strdup(entry)) }
     execvp(command[0], argv.argv)
     // The exec failed. Exit like a shell: 127 when there is no such command, 126 when it can't run.
     let error = SyscallError("exec \(command[0])")

@@ -17,12 +17,13 @@ func makeCommandPipe() throws -> (read: Int32, write: Int32) {
     return (fds[0], fds[1])
 }
 
-/// Parent side: every argument followed by a NUL. The caller closes the write end afterwards,
-/// which is what init's read-to-end-of-file waits for.
-func sendCommand(_ command: [String], to fd: Int32) throws {
+/// Parent side: the environment's KEY=VALUE entries, an empty entry, then the command, each followed
+/// by a NUL (an environment entry is never empty, so the first empty one ends the environment). The
+/// caller closes the write end afterwards, which is what init's read-to-end-of-file waits for.
+func sendCommand(_ command: [String], environment: [String], to fd: Int32) throws {
     var bytes: [UInt8] = []
-    for argument in command {
-        bytes.append(contentsOf: argument.utf8)
+    for entry in environment + [""] + command {
+        bytes.append(contentsOf: entry.utf8)
         bytes.append(0)
     }
     var offset = 0
@@ -34,9 +35,9 @@ func sendCommand(_ command: [String], to fd: Int32) throws {
     }
 }
 
-/// Init side: read fd 3 to end-of-file and split at the NULs. Nothing at all means the runtime
-/// exited before it released us.
-func readCommand() throws -> [String] {
+/// Init side: read fd 3 to end-of-file and split at the NULs into the environment and the command.
+/// Nothing at all means the runtime exited before it released us.
+func readCommand() throws -> (command: [String], environment: [String]) {
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
@@ -48,7 +49,11 @@ func readCommand() throws -> [String] {
     }
     close(3)
     guard bytes.last == 0 else { throw UsageError("the runtime exited before it sent the command") }
-    return bytes.dropLast().split(separator: 0, omittingEmptySubsequences: false).map {
+    let entries = bytes.dropLast().split(separator: 0, omittingEmptySubsequences: false).map {
         String(decoding: $0, as: UTF8.self)
     }
+    guard let end = entries.firstIndex(of: ""), end + 1 < entries.count else {
+        throw UsageError("the runtime sent no command")
+    }
+    return (Array(entries[(end + 1)...]), Array(entries[..<end]))
 }

@@ -146,10 +146,20 @@ func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs:
     let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
     guard devNull >= 0 else { throw SyscallError("open /dev/null") }
     defer { close(devNull) }
-    // init, and after it the user's command, get the container's environment, not ours.
-    let environment = CStringArray(initialEnvironment(options, name: name) + traceEnvironment())
+    // init is our own binary, started on the host's filesystem before pivot_root: it gets only the
+    // runtime's variables, never the user's. With `-e LD_PRELOAD=...` in its environment the host's
+    // dynamic loader would load a library of the user's choosing into init. The container's
+    // environment travels with the command over the pipe and reaches only the command's execve.
+    let initEnvironment = CStringArray(traceEnvironment())
     let execFailed = Array("\(toolName): exec /proc/self/exe init failed\n".utf8)
     let sync = try makeCommandPipe()
+
+    // Whatever our caller left open (`9</etc` in its shell) would survive execve and hand the
+    // container a door into the host's files (runc's CVE-2024-21626, "Leaky Vessels"). Our own
+    // descriptors are O_CLOEXEC already; this catches the inherited ones, whatever their number.
+    guard cs_mark_cloexec_from(3) == 0 else {
+        throw SyscallError("mark inherited descriptors 3 and up close-on-exec (close_range)")
+    }
 
     let pid = cs_clone(UInt(namespaceFlags))
     if pid == 0 {
@@ -164,7 +174,7 @@ func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs:
         }
         // The read end becomes fd 3 in init; dup2 clears O_CLOEXEC on the copy, so it survives.
         dup2(sync.read, 3)
-        execve("/proc/self/exe", argv.argv, environment.argv)
+        execve("/proc/self/exe", argv.argv, initEnvironment.argv)
         _ = execFailed.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
         _exit(runtimeFailureExit)
     }
@@ -181,7 +191,7 @@ func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs:
     do {
         try cgroup.add(pid: pid)
         trace("cgroup join")
-        try sendCommand(options.command, to: sync.write)
+        try sendCommand(options.command, environment: initialEnvironment(options, name: name), to: sync.write)
     } catch {
         // init is blocked on the pipe until the write succeeds: no user code ran. Kill it
         // before reporting.
@@ -230,6 +240,12 @@ func setSignalMask(blocking signals: [Int32]) {
 
 /// Waits for the container's PID 1 and turns its wait status into a shell-style exit code.
 func waitForContainer(_ pid: pid_t, terminalOwner: pid_t) -> Int32 {
+    // Wait without reaping first (WNOWAIT): until it is reaped, the dead container keeps its PID as
+    // a zombie, so the kernel cannot give the number to another process while the signal handler
+    // may still forward to it. Stop forwarding, and only then reap.
+    var info = siginfo_t()
+    while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+    containerPID = 0
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     if terminalOwner > 0 { reclaimTerminal(terminalOwner) }

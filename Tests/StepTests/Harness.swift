@@ -11,6 +11,9 @@ enum Steps {}
 
 enum Harness {
     static let isRoot = geteuid() == 0
+    /// Every program the harness starts holds this descriptor open on the host's `/`, not
+    /// close-on-exec (see Spawned): a runtime that lets it reach a container leaks the host.
+    static let canaryDescriptor: Int32 = 19
     /// Under CI=true nothing may be skipped: a missing root is then a failure, not a skip.
     static let inCI: Bool = {
         let value = ProcessInfo.processInfo.environment["CI"] ?? ""
@@ -160,6 +163,10 @@ final class Spawned {
             for pointer in cArgv + cEnv { free(pointer) }
         }
         markInheritedDescriptorsCloseOnExec()
+        // A careless caller, on purpose: the program inherits a descriptor on the host's `/`, as if
+        // started from a shell with `19</`. Every test then also runs with a door into the host
+        // held open, and the descriptor tests check that it never reaches a container.
+        posix_spawn_file_actions_addopen(&actions, Harness.canaryDescriptor, "/", O_RDONLY | O_DIRECTORY, 0)
         let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgv, cEnv)
         if rc != 0 { startError = "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))" }
     }
@@ -205,8 +212,8 @@ final class Spawned {
 }
 
 /// The test process holds fds it did not open (sockets of the test runner, whatever started
-/// `swift test`); without this, every step binary and container would inherit them, and a test
-/// of "no extra fd reaches the command" could not be exact.
+/// `swift test`): they are not passed on, so that what a program inherits is known exactly, the
+/// canary descriptor (Harness.canaryDescriptor) and nothing else.
 private func markInheritedDescriptorsCloseOnExec() {
     for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
         guard let fd = Int32(entry), fd > 2 else { continue }
