@@ -20,7 +20,9 @@ extension Steps {
 
         @Test(
             "nothing but 0, 1 and 2 reaches the container's command, whatever the caller left open",
-            arguments: ["step02", "step03", "step04", "step05", "step06", "step07", "step08", "step09", "step10"])
+            arguments: [
+                "step02", "step03", "step04", "step05", "step06", "step07", "step08", "step09", "step10",
+            ])
         func inheritedDescriptorsStayOutside(step: String) throws {
             try withSandbox(step, image: Self.needsImage(step)) { box in
                 // The harness starts every program with the canary descriptor open on the host's
@@ -28,7 +30,8 @@ extension Steps {
                 let canary = Harness.canaryDescriptor
                 let r = box.run(
                     Self.runArguments(step, box) + [
-                        "sh", "-c", "ls /proc/1/fd; ls /proc/1/fd/\(canary)/ >/dev/null 2>&1 && echo LEAK; true",
+                        "sh", "-c",
+                        "ls /proc/1/fd; ls /proc/1/fd/\(canary)/ >/dev/null 2>&1 && echo LEAK; true",
                     ])
                 #expect(r.exitCode == 0, "\(r)")
                 #expect(
@@ -44,7 +47,8 @@ extension Steps {
             try withSandbox(step, image: Self.needsImage(step)) { box in
                 // The runtime stops itself at its `exited` mark, after it has collected the container.
                 let runtime = box.start(
-                    Self.runArguments(step, box) + ["sleep", "1"], environment: ["MYDOCKER_TEST_PAUSE_AT": "exited"])
+                    Self.runArguments(step, box) + ["sleep", "1"],
+                    environment: ["MYDOCKER_TEST_PAUSE_AT": "exited"])
                 defer {
                     kill(runtime.pid, SIGKILL)
                     _ = runtime.finish()
@@ -55,7 +59,8 @@ extension Steps {
                         oldPID = childPIDs(of: runtime.pid).first { commandName(of: $0) == "sleep" } ?? 0
                         return oldPID > 0
                     }, "the container never started")
-                #expect(waitUntil(timeout: 20) { processState(runtime.pid) == "T" }, "the runtime never paused")
+                #expect(
+                    waitUntil(timeout: 20) { processState(runtime.pid) == "T" }, "the runtime never paused")
                 // As if the kernel had handed the container's old PID to a new process.
                 let victim = try #require(spawnWithPID(oldPID), "could not make PID \(oldPID) be reused")
                 defer {
@@ -68,7 +73,8 @@ extension Steps {
                 #expect(r.exitCode == 0, "\(r)")
                 #expect(
                     !victim.hasExited,
-                    "SIGTERM for the runtime was forwarded to PID \(oldPID), which now belongs to another process\n\(r)")
+                    "SIGTERM for the runtime was forwarded to PID \(oldPID), which now belongs to another process\n\(r)"
+                )
             }
         }
 
@@ -107,7 +113,9 @@ extension Steps {
                 #expect(r.exitCode == 0, "\(r)")
                 // The command still gets it: it is the container's business.
                 #expect(r.stdout == library + "\n", "\(r)")
-                #expect(!r.stderr.contains("LD_PRELOAD"), "the host's loader read the container's LD_PRELOAD\n\(r)")
+                #expect(
+                    !r.stderr.contains("LD_PRELOAD"),
+                    "the host's loader read the container's LD_PRELOAD\n\(r)")
             }
         }
 
@@ -129,7 +137,8 @@ extension Steps {
                             "step10: invalid environment variable '\(arguments[2])': names starting with MYDOCKER_ are reserved for the runtime"
                         ],
                     "\(name) should be refused\n\(r)")
-                let records = (try? FileManager.default.contentsOfDirectory(atPath: box.root + "/containers")) ?? []
+                let records =
+                    (try? FileManager.default.contentsOfDirectory(atPath: box.root + "/containers")) ?? []
                 #expect(records.isEmpty, "a refused run left a record: \(records)")
             }
         }
