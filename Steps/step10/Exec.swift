@@ -49,7 +49,7 @@ func exec(_ arguments: [String]) throws -> Int32 {
     // inherited across the exec below and by the command the constructor forks.
     try Cgroup.existing(id: record.id).add(pid: getpid())
     if !parsed.has("-i") && !tty { try redirectStdinToDevNull() }
-    try reexecIntoContainer(process: process, command: command, environment: environment, tty: tty)
+    try reexecIntoContainer(pidfd: process, command: command, environment: environment, tty: tty)
 }
 
 func redirectStdinToDevNull() throws {
@@ -63,10 +63,9 @@ func redirectStdinToDevNull() throws {
 /// command's environment in a memfd at 4, and an empty environment: what the host's loader and the
 /// constructor read is all the runtime's, none of it the user's or the container's. In the new
 /// process image the constructor runs before main, joins the container and never returns.
-func reexecIntoContainer(process: Int32, command: [String], environment: [String], tty: Bool) throws -> Never
-{
+func reexecIntoContainer(pidfd: Int32, command: [String], environment: [String], tty: Bool) throws -> Never {
     let environmentFile = try writeEnvironmentFile(environment)
-    try placeDescriptors([process, environmentFile], from: NSENTER_PIDFD)
+    try placeDescriptors([pidfd, environmentFile], from: NSENTER_PIDFD)
     let argv = CStringArray([toolName, NSENTER_MARKER, tty ? NSENTER_TTY : NSENTER_NO_TTY] + command)
     let noEnvironment = CStringArray([])
     trace("nsenter")
