@@ -6,6 +6,10 @@ import PackageDescription
 let steps = [
     "step01", "step02", "step03", "step04", "step05", "step06", "step07", "step08", "step09", "step10",
 ]
+// The steps that teach exec. Their C constructor (Steps/stepNN/nsenter) is a target of its own, in
+// the step's folder, so that it is linked into these steps only: a constructor runs in every
+// binary that contains it, and steps 01-08 must not.
+let nsenterSteps: Set<String> = ["step09", "step10"]
 
 let package = Package(
     name: "mydocker-swift",
@@ -23,11 +27,17 @@ let package = Package(
             path: "Tests/StepTests"
         ),
     ]
+        + nsenterSteps.sorted().map { name in
+            .target(name: name + "nsenter", path: "Steps/\(name)/nsenter")
+        }
         + steps.map { name in
-            .executableTarget(
+            let nsenter = nsenterSteps.contains(name)
+            return .executableTarget(
                 name: name,
-                dependencies: ["ContainerSupport", "CContainerSupport"],
-                path: "Steps/" + name
+                dependencies: ["ContainerSupport", "CContainerSupport"]
+                    + (nsenter ? [.target(name: name + "nsenter")] : []),
+                path: "Steps/" + name,
+                exclude: nsenter ? ["nsenter"] : []
             )
         },
     swiftLanguageModes: [.v6]
