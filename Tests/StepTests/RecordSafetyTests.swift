@@ -220,7 +220,7 @@ extension Steps {
                 let started = box.run(["run", "-d", "--name", name, "busybox", "sleep", "600"])
                 #expect(started.exitCode == 0, "\(started)")
                 let pid = recordedPID(box, name)
-                for round in 1...4 {
+                for round in 1...12 {
                     // Every stop writes the record back (status exited), the first one after killing.
                     let stops = (1...8).map { _ in box.start(["stop", "-t", "0", name]) }
                     for r in stops.map({ $0.finish() }) {
