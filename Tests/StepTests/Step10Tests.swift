@@ -106,8 +106,18 @@ extension Steps {
                 let oldRun = runProcess(
                     [Harness.binary("step09"), "run", "busybox", "env"], environment: oldEnvironment)
                 #expect(oldRun.stdout.contains("\(marker)=\(value)\n"), "step09 run did not leak\n\(oldRun)")
+                // step09 refuses the records of a later step: it execs into a container of its own.
+                let oldName = box.newName()
+                let oldStart = box.run(
+                    step: "step09", ["run", "-d", "--name", oldName, "busybox", "sleep", "1000"])
+                let oldPID = Step09Tests.recordPID(box, oldName) ?? 0
+                let oldRunning = waitUntil {
+                    ((try? String(contentsOfFile: "/proc/\(oldPID)/cmdline", encoding: .utf8)) ?? "")
+                        .hasPrefix("sleep")
+                }
+                #expect(oldStart.exitCode == 0 && oldRunning, "step09's container never ran\n\(oldStart)")
                 let oldExec = runProcess(
-                    [Harness.binary("step09"), "exec", name, "env"], environment: oldEnvironment)
+                    [Harness.binary("step09"), "exec", oldName, "env"], environment: oldEnvironment)
                 #expect(
                     oldExec.stdout.contains("\(marker)=\(value)\n"), "step09 exec did not leak\n\(oldExec)")
             }
