@@ -8,7 +8,7 @@ extension Steps {
     /// record, layer or partial image under MYDOCKER_ROOT, and (the sandbox's residue check) no
     /// mount, cgroup or process on the machine. A container that existed before the mistake is
     /// still in the state it was in.
-    @Suite("Reliability: bad input", .timeLimit(.minutes(3)))
+    @Suite("Reliability: bad input", .timeLimit(.minutes(5)))
     struct ReliabilityBadInputTests {
         /// What exists before the command runs. `{name}` in a case's arguments and message is the
         /// container the setup made; `{root}` is the MYDOCKER_ROOT the command gets; `{scratch}`
