@@ -208,26 +208,31 @@ func readValue(_ path: String) throws -> String {
 /// 6 MiB, below which a container cannot even start its shell.
 func parseMemory(_ text: String) throws -> UInt64 {
     let units: [Character: UInt64] = ["b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
-    var digits = Substring(text.lowercased())
+    var digits = Substring(text)
     var unit: UInt64 = 1
-    if let last = digits.last, let multiplier = units[last] {
+    // ASCII letters only: lowercased() maps the Kelvin sign (U+212A) to "k".
+    if let last = digits.last, last.isASCII, let multiplier = units[Character(last.lowercased())] {
         unit = multiplier
         digits = digits.dropLast()
     }
-    guard let number = UInt64(digits), number.multipliedReportingOverflow(by: unit).overflow == false else {
-        throw UsageError("invalid memory size '\(text)' (use a number with b, k, m or g, e.g. 100m)")
+    guard let number: UInt64 = decimal(digits),
+        case let (bytes, false) = number.multipliedReportingOverflow(by: unit)
+    else {
+        throw UsageError(
+            "invalid memory size \(quotedValue(text)) (use a number with b, k, m or g, e.g. 100m)")
     }
-    guard number * unit >= 6 << 20 else {
-        throw UsageError("memory size '\(text)' is too small (minimum 6m)")
+    guard bytes >= 6 << 20 else {
+        throw UsageError("memory size \(quotedValue(text)) is too small (minimum 6m)")
     }
-    return number * unit
+    return bytes
 }
 
 /// cpu.shares is a relative weight between 2 and 262144 (kernel limits, see
 /// Documentation/scheduler/sched-design-CFS.rst); 1024 is one full share.
 func parseCPUShares(_ text: String) throws -> UInt64 {
-    guard let shares = UInt64(text), (2...262144).contains(shares) else {
-        throw UsageError("invalid cpu shares '\(text)' (use a number from 2 to 262144, default 1024)")
+    guard let shares: UInt64 = decimal(Substring(text)), (2...262144).contains(shares) else {
+        throw UsageError(
+            "invalid cpu shares \(quotedValue(text)) (use a number from 2 to 262144, default 1024)")
     }
     return shares
 }
@@ -238,14 +243,14 @@ func parseCPUSet(_ text: String) throws -> String {
     let online = try readValue("/sys/devices/system/cpu/online")
     let available = Set(try cpuRanges(in: online).flatMap { $0 })
     guard let wanted = try? cpuRanges(in: text), !wanted.isEmpty else {
-        throw UsageError("invalid CPU list '\(text)' (use e.g. 0, 0-1 or 0,2)")
+        throw UsageError("invalid CPU list \(quotedValue(text)) (use e.g. 0, 0-1 or 0,2)")
     }
-    // Checked range by range up to one past the highest online CPU: `0-99999999999` must not
-    // make a set of a hundred billion numbers first.
-    let highest = available.max() ?? 0
+    // Each range is walked from its first CPU and stops at the first one that is not online, at
+    // the latest one past the highest online CPU: `0-99999999999` never becomes a hundred billion
+    // numbers, and a range that starts past the online CPUs (`5` on a 2-CPU machine) stops at once.
     for range in wanted {
-        for cpu in range.lowerBound...min(range.upperBound, highest + 1) where !available.contains(cpu) {
-            throw UsageError("CPU \(cpu) in '\(text)' is not online (online CPUs: \(online))")
+        if let cpu = range.first(where: { !available.contains($0) }) {
+            throw UsageError("CPU \(cpu) in \(quotedValue(text)) is not online (online CPUs: \(online))")
         }
     }
     return text
@@ -254,16 +259,37 @@ func parseCPUSet(_ text: String) throws -> String {
 /// `0,2-3` -> [0...0, 2...3], in the order given.
 func cpuRanges(in list: String) throws -> [ClosedRange<Int>] {
     try list.split(separator: ",", omittingEmptySubsequences: false).map { part in
-        let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
-        switch bounds.count {
-        case 1 where bounds[0] != nil && bounds[0]! >= 0:
-            return bounds[0]!...bounds[0]!
-        case 2 where bounds[0] != nil && bounds[1] != nil && 0 <= bounds[0]! && bounds[0]! <= bounds[1]!:
-            return bounds[0]!...bounds[1]!
-        default:
-            throw UsageError("invalid CPU list '\(list)'")
+        let bounds: [Int?] = part.split(separator: "-", omittingEmptySubsequences: false).map(decimal)
+        if bounds.count == 1, let cpu = bounds[0] {
+            return cpu...cpu
+        }
+        if bounds.count == 2, let first = bounds[0], let last = bounds[1], first <= last {
+            return first...last
+        }
+        throw UsageError("invalid CPU list \(quotedValue(list))")
+    }
+}
+
+/// A number in ASCII digits and nothing else, or nil (also when it does not fit in `T`). Swift's
+/// `Int("+5")` takes a sign, which the kernel's own parsers refuse (`+0` in cpuset.cpus is EINVAL).
+func decimal<T: FixedWidthInteger>(_ text: Substring) -> T? {
+    guard !text.isEmpty, text.utf8.allSatisfy({ UInt8(ascii: "0") <= $0 && $0 <= UInt8(ascii: "9") }) else {
+        return nil
+    }
+    return T(text)
+}
+
+/// A flag's value for an error message, in single quotes, with control and formatting characters
+/// escaped (`\n`, `\u{1B}`): a newline must not split the one-line error, nor an escape sequence
+/// drive the user's terminal.
+func quotedValue(_ text: String) -> String {
+    let shown = text.unicodeScalars.map { scalar in
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator: scalar.escaped(asASCII: true)
+        default: String(scalar)
         }
     }
+    return "'" + shown.joined() + "'"
 }
 
 // MARK: naming a run's cgroup

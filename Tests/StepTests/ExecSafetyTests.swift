@@ -9,7 +9,7 @@ extension Steps {
     /// variable, and the host's dynamic loader never sees the container's environment; a pidfd
     /// holds the container's PID 1, so a PID reused after the check is never joined; steps 01-08
     /// do not contain the constructor at all.
-    @Suite("exec: no way in for the caller's or the container's data", .timeLimit(.minutes(2)))
+    @Suite("exec: no way in for the caller's or the container's data", .timeLimit(.minutes(5)))
     struct ExecSafetyTests {
         @Test(
             "a descriptor the caller left open (9</etc) does not reach the exec'd command",

@@ -11,7 +11,7 @@ extension Steps {
     /// contents, which live in the container's own mount namespace); an image that is some running
     /// overlay's lower layer is never replaced; names are file names under images/, so `/`, `..` and
     /// uppercase are refused. Steps 05-07 share `overlay/default`.
-    @Suite("Step 07: images and commit", .serialized, .timeLimit(.minutes(1)))
+    @Suite("Step 07: images and commit", .serialized, .timeLimit(.minutes(5)))
     struct Step07Tests {
         @Test("a file made in a running container is in the committed image; busybox is unchanged")
         func commitKeepsTheContainersFiles() throws {

@@ -11,7 +11,7 @@ extension Steps {
     /// the exec'd process is PID N > 1 of the container's PID namespace (a PID namespace applies to
     /// children only, hence the fork); it is in the container's cgroup; nothing outlives it; none of
     /// the runtime's control data (marker, descriptors) reaches the command.
-    @Suite("Step 09: exec into a running container", .timeLimit(.minutes(1)))
+    @Suite("Step 09: exec into a running container", .timeLimit(.minutes(5)))
     struct Step09Tests {
         @Test("the exec'd process sees the container's hostname, its PID 1 and a file the container made")
         func seesTheContainer() throws {

@@ -9,7 +9,7 @@ extension Steps {
     /// third argument and nothing else (no host variable gets in); /proc/PID/environ is the block
     /// PID 1 was started with, byte for byte, and does not follow later changes.
     /// Container helpers (startContainer, recordPID, commandLine) are Step09Tests'.
-    @Suite("Step 10: environment variables", .timeLimit(.minutes(1)))
+    @Suite("Step 10: environment variables", .timeLimit(.minutes(5)))
     struct Step10Tests {
         static let defaultPATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
