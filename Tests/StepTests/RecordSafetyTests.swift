@@ -8,7 +8,7 @@ extension Steps {
     /// read-modify-write of a record holds the container's flock(2), so `stop` racing `run -d` waits
     /// for the PID instead of writing back a record without one; writers never share a temporary
     /// file. A name never shadows another container's ID. `ps` prints control characters escaped.
-    @Suite("Records: steps sharing one root, locks, names and IDs, escaped ps", .timeLimit(.minutes(3)))
+    @Suite("Records: steps sharing one root, locks, names and IDs, escaped ps", .timeLimit(.minutes(5)))
     struct RecordSafetyTests {
         @Test(
             "step10 lists, stops and removes a container an earlier step started: the process dies, its cgroup and layer go",
