@@ -55,6 +55,9 @@ printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$staging/etc/hosts"
 # Sorted names, fixed owner and time: the same busybox always gives the same tarball.
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$staging" -cf "$staging.tar" .
 # import-image.sh puts it in place as any image is replaced: refused while a container uses the
-# old busybox, and the old unpacked tree goes with the old tarball.
-"$(dirname "${BASH_SOURCE[0]}")/import-image.sh" busybox "$staging.tar"
+# old busybox, and the old unpacked tree goes with the old tarball. Its words only if it fails.
+if ! imported=$("$(dirname "${BASH_SOURCE[0]}")/import-image.sh" busybox "$staging.tar" 2>&1); then
+    echo "$imported" >&2
+    exit 1
+fi
 say "wrote $images/busybox.tar ($("$busybox" --list | wc -l) applets)"
