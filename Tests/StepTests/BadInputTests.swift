@@ -701,7 +701,7 @@ extension Steps {
                 }
             }
             for name in (try? fm.contentsOfDirectory(atPath: root + "/images")) ?? []
-            where name.hasPrefix(".") {
+            where name.hasPrefix(".") && !name.hasSuffix(".lock") {
                 entries.append("images/" + name)
             }
             return entries.sorted()

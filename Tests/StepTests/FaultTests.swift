@@ -207,7 +207,7 @@ extension Steps {
                 let images = box.root + "/images"
                 let partials = {
                     ((try? FileManager.default.contentsOfDirectory(atPath: images)) ?? []).filter {
-                        $0.hasPrefix(".")
+                        $0.hasPrefix(".") && !$0.hasSuffix(".lock")
                     }
                 }
                 let halfway = waitUntil {

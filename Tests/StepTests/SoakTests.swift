@@ -186,7 +186,7 @@ extension Steps {
                 #expect(
                     top.isSubset(of: ["images", "containers", "overlay"]), "files outside images/: \(top)")
                 let expectedImages = Set(
-                    (["busybox"] + images.keys).flatMap { [$0, $0 + ".tar"] })
+                    (["busybox"] + images.keys).flatMap { [$0, $0 + ".tar", "." + $0 + ".lock"] })
                 let imageEntries = Set((try? fm.contentsOfDirectory(atPath: box.root + "/images")) ?? [])
                 #expect(
                     imageEntries.isSubset(of: expectedImages) && imageEntries.contains("busybox.tar"),
