@@ -23,6 +23,9 @@ if ! is_static; then
     is_static || die "$busybox is not a static binary after installing busybox-static"
 fi
 
+# The state tree is root's alone, as the runtime keeps it (Paths.validateRoot): an unpacked image
+# holds setuid-root files, and another user who could reach them would be root.
+mkdir -p "$root" && chmod 700 "$root"
 images="$root/images"
 mkdir -p "$images"
 staging=$(mktemp -d "$images/.busybox-build.XXXXXX")

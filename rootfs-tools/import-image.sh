@@ -31,6 +31,9 @@ tar -tf "$tarball" >/dev/null 2>&1 || die "not a readable tar archive: $tarball"
 # Not grep -q: it would stop reading early, tar would die of SIGPIPE, and pipefail would call that no sh.
 tar -tf "$tarball" | grep -E '^(\./)?bin/sh$|^(\./)?bin/$' >/dev/null || say "warning: $tarball has no /bin/sh"
 
+# The state tree is root's alone, as the runtime keeps it (Paths.validateRoot): an unpacked image
+# holds setuid-root files, and another user who could reach them would be root.
+mkdir -p "$root" && chmod 700 "$root"
 images="$root/images"
 unpacked="$images/$name"
 mkdir -p "$images"

@@ -67,40 +67,6 @@ func ps(_ arguments: [String]) throws -> Int32 {
     return 0
 }
 
-/// What a container's creator chose (its command above all, but a hand-written record can put
-/// anything anywhere) must not drive the terminal: ps prints `\n`, `\r` and `\t` for those three,
-/// `\xHH` for any other C0 control or DEL, `\u00HH` for a C1 control (U+0080 to U+009F: some
-/// terminals obey those too), and `\\` for a backslash, so that every escape reads back one way.
-/// It is the notation of Go's strconv.Quote, which `docker ps` applies to its COMMAND column.
-func escapeControlCharacters(_ text: String) -> String {
-    var escaped = ""
-    for scalar in text.unicodeScalars {
-        let hex = String(scalar.value, radix: 16)
-        let twoDigits = scalar.value < 0x10 ? "0" + hex : hex
-        switch scalar.value {
-        case 0x5c: escaped += "\\\\"
-        case 0x0a: escaped += "\\n"
-        case 0x0d: escaped += "\\r"
-        case 0x09: escaped += "\\t"
-        case 0x00..<0x20, 0x7f: escaped += "\\x" + twoDigits
-        case 0x80..<0xa0: escaped += "\\u00" + twoDigits
-        default: escaped.unicodeScalars.append(scalar)
-        }
-    }
-    return escaped
-}
-
-/// Columns padded to their widest cell, three spaces apart, like docker's tables.
-func formatTable(_ rows: [[String]]) -> String {
-    let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-    return rows.map { row in
-        row.enumerated().map { column, cell in
-            column == row.count - 1
-                ? cell : cell + String(repeating: " ", count: widths[column] - cell.count + 3)
-        }.joined()
-    }.joined(separator: "\n") + "\n"
-}
-
 /// `logs CONTAINER`: the file the detached container's stdout and stderr were pointed at.
 func logs(_ arguments: [String]) throws -> Int32 {
     let (_, nameOrID) = try containerArgument(logsSpec, arguments)
@@ -117,8 +83,8 @@ func stop(_ arguments: [String]) throws -> Int32 {
     let (parsed, nameOrID) = try containerArgument(stopSpec, arguments)
     var timeout = 10
     if let text = parsed.value("-t") {
-        guard let seconds = Int(text), seconds >= 0 else {
-            throw UsageError("invalid stop timeout '\(text)' (whole seconds, 0 or more)")
+        guard let seconds: Int = decimal(Substring(text)) else {
+            throw UsageError("invalid stop timeout \(quotedValue(text)) (whole seconds, 0 or more)")
         }
         timeout = seconds
     }
@@ -164,13 +130,6 @@ func waitForExit(_ record: ContainerRecord, seconds: Double) -> Bool {
         usleep(20_000)
     }
     return !isRunning(record)
-}
-
-/// CLOCK_MONOTONIC: a deadline that neither a clock change nor whole-second rounding can move.
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
 /// `rm [-f] CONTAINER`.

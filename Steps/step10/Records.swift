@@ -261,19 +261,3 @@ func isRunning(_ record: ContainerRecord) -> Bool {
     guard record.pid > 0, let process = processStartTime(record.pid) else { return false }
     return process.startTime == record.pidStartTime && process.state != "Z"
 }
-
-/// Now, in UTC, as records store it.
-func timestamp() -> String {
-    var now = time(nil)
-    var parts = tm()
-    gmtime_r(&now, &parts)
-    var buffer = [CChar](repeating: 0, count: 32)
-    let count = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &parts)
-    return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// A fresh container ID: 12 hex digits, like docker's short IDs.
-func newContainerID() -> String {
-    let digits = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-    return String((String(repeating: "0", count: 16) + digits).suffix(12))
-}

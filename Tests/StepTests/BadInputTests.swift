@@ -268,7 +268,7 @@ extension Steps {
                 // an escape sequence is shown, not sent to the terminal
                 Case(
                     step: "step08", arguments: ["run", "-m", "\u{1B}[31m100m", "busybox", "true"], code: 125,
-                    fragment: "step08: invalid memory size '\\u{1B}[31m100m'"),
+                    fragment: "step08: invalid memory size '\\x1b[31m100m'"),
                 // the Kelvin sign, which lowercased() turned into the unit k
                 Case(
                     step: "step09", arguments: ["run", "-m", "10000\u{212A}", "busybox", "true"], code: 125,
@@ -587,7 +587,7 @@ extension Steps {
                 // MYDOCKER_ROOT is a file: the message names the path
                 Case(
                     step: "step10", arguments: ["run", "-d", "busybox", "true"], setup: .fileRoot, code: 125,
-                    fragment: "step10: rootfs image 'busybox' not found under {root}/images"),
+                    fragment: "step10: MYDOCKER_ROOT '{root}' is not a directory"),
                 // MYDOCKER_ROOT does not exist: nothing is created there
                 Case(
                     step: "step10", arguments: ["run", "busybox", "true"], setup: .missingRoot, code: 125,

@@ -42,17 +42,17 @@ extension Steps {
                 let unset = "MYDOCKER_TEST_UNSET_\(Harness.random(in: 1000...9999))"
                 let r = box.run(
                     [
-                        "run", "-e", "X=a = b  c", "-e", "EMPTY=", "-e", "MYDOCKER_TEST_FROM_HOST", "-e",
+                        "run", "-e", "X=a = b  c", "-e", "EMPTY=", "-e", "STEP10_TEST_FROM_HOST", "-e",
                         unset,
                         "busybox", "env",
                     ],
-                    environment: ["MYDOCKER_TEST_FROM_HOST": hostValue])
+                    environment: ["STEP10_TEST_FROM_HOST": hostValue])
                 let lines = r.stdout.split(separator: "\n").map(String.init)
                 #expect(r.exitCode == 0, "\(r)")
                 // Only the first '=' separates the name; the rest, spaces and all, is the value.
                 #expect(lines.contains("X=a = b  c"), "\(r)")
                 #expect(lines.contains("EMPTY="), "\(r)")
-                #expect(lines.contains("MYDOCKER_TEST_FROM_HOST=\(hostValue)"), "\(r)")
+                #expect(lines.contains("STEP10_TEST_FROM_HOST=\(hostValue)"), "\(r)")
                 #expect(!lines.contains { $0.hasPrefix(unset) }, "\(unset) is not set on the host\n\(r)")
             }
         }
@@ -135,15 +135,15 @@ extension Steps {
                 #expect(environ.filter { $0.hasPrefix("A=") } == ["A=2"], "/proc/\(pid1)/environ: \(environ)")
                 let r = box.run(
                     [
-                        "exec", "-e", "C=3", "-e", "B=x", "-e", "B=y", "-e", "MYDOCKER_TEST_FROM_HOST", name,
+                        "exec", "-e", "C=3", "-e", "B=x", "-e", "B=y", "-e", "STEP10_TEST_FROM_HOST", name,
                         "env",
                     ],
-                    environment: ["MYDOCKER_TEST_FROM_HOST": "copied"])
+                    environment: ["STEP10_TEST_FROM_HOST": "copied"])
                 let lines = r.stdout.split(separator: "\n").map(String.init)
                 #expect(r.exitCode == 0, "\(r)")
                 #expect(lines.filter { $0.hasPrefix("A=") } == ["A=2"], "the container's A\n\(r)")
                 #expect(lines.filter { $0.hasPrefix("B=") } == ["B=y"], "the last -e B wins\n\(r)")
-                #expect(lines.contains("C=3") && lines.contains("MYDOCKER_TEST_FROM_HOST=copied"), "\(r)")
+                #expect(lines.contains("C=3") && lines.contains("STEP10_TEST_FROM_HOST=copied"), "\(r)")
                 // exec's -e is for that one process: the container itself is unchanged.
                 #expect(Self.environ(of: pid1) == environ, "PID 1's environment changed")
             }
