@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
-// The workshop: ten step executables, each a complete snapshot of the runtime after one more idea,
-// on top of one support module (and its C shim) that holds only what no chapter teaches.
+// The workshop: one executable per step, each a complete snapshot of the runtime after one more idea,
+// on top of one support module in two targets. ContainerSupport (Swift) holds the plumbing no
+// chapter teaches: errors, flag and value parsing, tables, paths, file helpers. CContainerSupport
+// (C) is the shim of system calls and constants Swift cannot reach itself (clone, unshare, setns,
+// pivot_root, close_range, ...); chapters 01, 02 and 05 explain its functions where they first use
+// them. The exec constructor that chapter 09 teaches is not in the shim: it is a C target in the
+// folder of each step that has it, linked into those steps only.
 import PackageDescription
 
 let steps = [
