@@ -8,7 +8,22 @@ set -euo pipefail
 # [a-z] below means the 26 ASCII letters only in the C locale.
 export LC_ALL=C
 
-say() { echo "import-image: $*" >&2; }
+# One line, whatever a name holds: control characters are escaped as the runtime's errors escape
+# them (\n, \t, \r, \xHH), so a name can neither split the message nor drive the terminal.
+say() {
+    local message="import-image: $*" shown="" c i
+    for ((i = 0; i < ${#message}; i++)); do
+        c=${message:i:1}
+        case "$c" in
+            $'\n') shown+='\n' ;;
+            $'\t') shown+='\t' ;;
+            $'\r') shown+='\r' ;;
+            [[:cntrl:]]) shown+=$(printf '\\x%02x' "'$c") ;;
+            *) shown+=$c ;;
+        esac
+    done
+    echo "$shown" >&2
+}
 die() { say "$*"; exit 1; }
 # MYDOCKER_TEST_PAUSE_AT=MARK stops the script at MARK, as the runtime's trace marks do.
 mark() { if [ "${MYDOCKER_TEST_PAUSE_AT:-}" = "$1" ]; then kill -STOP $$; fi; }

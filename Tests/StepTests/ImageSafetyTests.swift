@@ -66,13 +66,15 @@ extension Steps {
                         #expect(imported.exitCode == 0, "\(imported)")
                         continue
                     }
+                    // Both print control characters escaped, as every error line does.
+                    let shown = name.replacingOccurrences(of: "\t", with: "\\t")
                     #expect(
                         commit.exitCode == 125 && commit.stderrLines.count == 1
-                            && commit.stderr.hasPrefix("\(step): invalid image name '\(name)' ("),
+                            && commit.stderr.hasPrefix("\(step): invalid image name '\(shown)' ("),
                         "\(commit)")
                     #expect(
                         imported.exitCode == 1 && imported.stderrLines.count == 1
-                            && imported.stderr.hasPrefix("import-image: invalid image name '\(name)' ("),
+                            && imported.stderr.hasPrefix("import-image: invalid image name '\(shown)' ("),
                         "\(imported)")
                     // The same rule, so the same reason.
                     #expect(
