@@ -37,6 +37,16 @@ public func parseCPUShares(_ text: String) throws -> UInt64 {
     return shares
 }
 
+/// `--pids-limit N`: a positive number of processes; 0 or -1 means no limit, as in docker.
+public func parsePidsLimit(_ text: String) throws -> Int? {
+    if text == "-1" { return nil }
+    guard let limit: Int = decimal(Substring(text)) else {
+        throw UsageError(
+            "invalid pids limit \(quotedValue(text)) (use a number of processes, or -1 for no limit)")
+    }
+    return limit > 0 ? limit : nil
+}
+
 /// A CPU list (`0`, `0-1`, `0,2-3`), checked against the CPUs that are online, so that a typo is
 /// reported here and not as the kernel's EINVAL from deep in cgroup setup.
 public func parseCPUSet(_ text: String) throws -> String {

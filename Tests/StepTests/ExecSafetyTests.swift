@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 extension Steps {
-    /// exec (steps 09 and 10) is the one door from the host into a running container, so nothing a
+    /// exec (steps 09, 10 and 12) is the one door from the host into a running container, so nothing a
     /// user or a container writes may steer it. Kernel facts checked: only descriptors 0, 1 and 2
     /// survive into the exec'd command, whatever the caller left open (runc's CVE-2024-21626); the
     /// constructor is woken by argv and descriptors the runtime set up, never by an environment
@@ -13,7 +13,7 @@ extension Steps {
     struct ExecSafetyTests {
         @Test(
             "a descriptor the caller left open (9</etc) does not reach the exec'd command",
-            arguments: ["step09", "step10"])
+            arguments: ["step09", "step10", "step12"])
         func inheritedDescriptorStaysOut(step: String) throws {
             try withSandbox(step, image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -33,7 +33,7 @@ extension Steps {
 
         @Test(
             "MYDOCKER_EXEC_PID=1 in the caller's environment changes nothing for exec, ps and run",
-            arguments: ["step09", "step10"])
+            arguments: ["step09", "step10", "step12"])
         func triggerVariableIsIgnored(step: String) throws {
             try withSandbox(step, image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -128,6 +128,10 @@ extension Steps {
                     "step10", "", "__nsenter notty hostname",
                     "read environment fd 4: Bad file descriptor (EBADF)"
                 ),
+                (
+                    "step12", "", "__nsenter notty hostname",
+                    "read environment fd 4: Bad file descriptor (EBADF)"
+                ),
                 // descriptors, but not the runtime's: a directory where the environment should be
                 (
                     "step10", "exec 3</ 4</etc; ", "__nsenter notty hostname",
@@ -149,7 +153,7 @@ extension Steps {
 
         @Test(
             "a PID reused between exec's check and its setns is never joined: exec fails instead",
-            arguments: ["step09", "step10"])
+            arguments: ["step09", "step10", "step12"])
         func reusedPIDIsNotJoined(step: String) throws {
             try withSandbox(step, image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -182,13 +186,15 @@ extension Steps {
                 let r = exec.finish()
                 #expect(!r.stdout.contains(token), "the command ran in another process's namespaces\n\(r)")
                 #expect(r.exitCode == 125, "\(r)")
-                #expect(r.stderrLines == ["\(step): setns ipc: No such process (ESRCH)"], "\(r)")
+                // Step 12 reads PID 1's privileges before the first setns, through the same pidfd.
+                let stage = step == "step12" ? "read the privileges of the container's PID 1" : "setns ipc"
+                #expect(r.stderrLines == ["\(step): \(stage): No such process (ESRCH)"], "\(r)")
             }
         }
 
-        @Test("steps 01-08 do not contain the exec constructor; 09 and 10 do")
+        @Test("steps 01-08 do not contain the exec constructor; 09, 10 and 12 do")
         func constructorOnlyWhereTaught() throws {
-            for number in 1...10 {
+            for number in Array(1...10) + [12] {
                 let step = String(format: "step%02d", number)
                 let binary = try Data(contentsOf: URL(fileURLWithPath: Harness.binary(step)))
                 let hasMarker = binary.range(of: Data("__nsenter".utf8)) != nil

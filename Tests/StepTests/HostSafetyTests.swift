@@ -22,6 +22,7 @@ extension Steps {
             "nothing but 0, 1 and 2 reaches the container's command, whatever the caller left open",
             arguments: [
                 "step02", "step03", "step04", "step05", "step06", "step07", "step08", "step09", "step10",
+                "step12",
             ])
         func inheritedDescriptorsStayOutside(step: String) throws {
             try withSandbox(step, image: Self.needsImage(step)) { box in

@@ -7,6 +7,8 @@
 #ifndef CCONTAINERSUPPORT_H
 #define CCONTAINERSUPPORT_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 // Namespace flags, from <linux/sched.h>.
@@ -86,5 +88,53 @@ int cs_pidfd_open(pid_t pid);
 // memfd_create(2) with MFD_CLOEXEC: an anonymous file, for handing a block of bytes to a process we
 // exec without a path anyone else can open. Declared by glibc only under _GNU_SOURCE.
 int cs_memfd_create(const char *name);
+
+// MARK: hardening (step 12), in hardening.c
+
+// The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap), CAP_LAST_CAP of
+// our headers when it cannot be read. Here because the privilege drop below needs it from C.
+int cs_last_capability(void);
+
+// Flags for cs_apply_privileges.
+#define CS_PRIVILEGES_NO_NEW_PRIVS 1
+#define CS_PRIVILEGES_SECCOMP 2
+
+// The whole privilege drop a container's process does last before it execs its command, in the
+// order the kernel needs (the order is explained in hardening.c): bounding set to `capabilities`,
+// supplementary groups, gid, uid, ambient set cleared, no_new_privs (with the flag), the seccomp
+// filter (with the flag), and the final permitted/effective sets (`capabilities` for uid 0, none
+// for anyone else; inheritable always empty). In C because prctl and the raw capset are variadic
+// or have no glibc wrapper, and because the exec constructor must call it before Swift starts.
+// On failure returns -1 with errno set and points *stage at the step that failed.
+int cs_apply_privileges(uint64_t capabilities, uid_t uid, gid_t gid, const gid_t *groups,
+                        size_t group_count, int flags, const char **stage);
+
+// The seccomp filter alone: refuses (EPERM) what docker's default profile refuses, unless the
+// capability docker ties the call to is in `capabilities`; checks the architecture and refuses
+// x32. In C because struct sock_filter is built with the BPF_STMT/BPF_JUMP macros and seccomp(2)
+// has no glibc wrapper.
+int cs_install_seccomp(uint64_t capabilities);
+
+// What `exec` must give its command, read from a running container's PID 1 (/proc/PID/status:
+// CapBnd, Uid, Gid, Groups, NoNewPrivs, Seccomp), as step 10 reads its environment. A struct with
+// a fixed array so the exec constructor needs no allocation.
+#define CS_MAX_GROUPS 64
+struct cs_privileges {
+    uint64_t capabilities;
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[CS_MAX_GROUPS];
+    size_t group_count;
+    int flags;
+};
+int cs_read_privileges(pid_t pid, struct cs_privileges *privileges);
+// cs_apply_privileges with what cs_read_privileges found.
+int cs_apply_read_privileges(const struct cs_privileges *privileges, const char **stage);
+
+// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program that allows mknod of any node but read/write only
+// of the default devices (null zero full random urandom tty console ptmx pts/*), and attaches it
+// to the cgroup v2 directory `cgroup_fd` (BPF_CGROUP_DEVICE): cgroup v2 has no devices.allow file.
+// In C because bpf(2) has no glibc wrapper and its instructions are built from <linux/bpf.h>.
+int cs_attach_device_program(int cgroup_fd);
 
 #endif
