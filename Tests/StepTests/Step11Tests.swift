@@ -666,6 +666,43 @@ extension Steps {
         }
 
         @Test(
+            "step11 lists and removes step10's container (no network in its record), step10 refuses step11's")
+        func recordsAcrossSteps() throws {
+            try Self.withNetwork { box, _ in
+                let earlier = box.newName()
+                let started = box.run(
+                    step: "step10", ["run", "-d", "--name", earlier, "busybox", "sleep", "600"])
+                #expect(started.exitCode == 0, "\(started)")
+                let ps = box.run(["ps", "-a"])
+                // STATUS, IP, PORTS, PID are the last four words (COMMAND and CREATED have spaces).
+                let row = ps.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+                    .first { $0.count > 1 && $0[1] == earlier }
+                #expect(
+                    ps.exitCode == 0 && ps.stderr.isEmpty
+                        && row.map { Array($0.suffix(4).prefix(3)) } == ["running", "-", "-"],
+                    "\(ps)")
+                let removed = box.run(["rm", "-f", earlier])
+                #expect(removed.exitCode == 0 && removed.stdout == earlier + "\n", "\(removed)")
+
+                let later = box.newName()
+                let ours = box.run(["run", "-d", "--name", later, "busybox", "sleep", "600"])
+                #expect(ours.exitCode == 0, "\(ours)")
+                #expect(Step09Tests.recordField(box, later, "step") == "step11")
+                // step10's rm would leave the veth, the address and the published ports behind.
+                let refused = box.run(step: "step10", ["rm", "-f", later])
+                #expect(
+                    refused.exitCode == 125
+                        && refused.stderrLines == [
+                            Substring(
+                                "step10: container '\(later)' was created by step11: manage it with step11")
+                        ],
+                    "\(refused)")
+                let gone = box.run(["rm", "-f", later])
+                #expect(gone.exitCode == 0 && gone.stdout == later + "\n", "\(gone)")
+            }
+        }
+
+        @Test(
             "earlier guarantees still hold",
             arguments: [
                 // step 02: exit codes pass through
