@@ -50,7 +50,8 @@ extension Steps {
                 #expect(
                     ps.exitCode == 0 && ps.stdout.hasPrefix("ID ") && ps.stdout.contains(name),
                     "ps was steered\n\(ps)")
-                let run = box.run(["run", "busybox", "echo", "ran"], environment: steer)
+                let run = box.run(
+                    ["run"] + Self.noNetwork(step) + ["busybox", "echo", "ran"], environment: steer)
                 #expect(run.exitCode == 0 && run.stdout == "ran\n", "run was steered\n\(run)")
             }
         }
