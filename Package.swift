@@ -10,13 +10,13 @@ import PackageDescription
 
 let steps = [
     "step01", "step02", "step03", "step04", "step05", "step06", "step07", "step08", "step09", "step10",
-    "step12",
+    "step11", "step12",
 ]
 // The steps that teach exec. Their C constructor (Steps/stepNN/nsenter) is a target of its own, in
 // the step's folder, so that it is linked into these steps only: a constructor runs in every
 // binary that contains it, and steps 01-08 must not. Step 12's constructor also drops privileges
 // with the shim's hardening.c, the same code init uses.
-let nsenterSteps: Set<String> = ["step09", "step10", "step12"]
+let nsenterSteps: Set<String> = ["step09", "step10", "step11", "step12"]
 
 let package = Package(
     name: "mydocker-swift",

@@ -11,13 +11,17 @@ extension Steps {
     /// do not contain the constructor at all.
     @Suite("exec: no way in for the caller's or the container's data", .timeLimit(.minutes(5)))
     struct ExecSafetyTests {
+        /// Step 11 joins the default network unless told otherwise; these tests need no network,
+        /// and --net none keeps the host's untouched.
+        static func noNetwork(_ step: String) -> [String] { step == "step11" ? ["--net", "none"] : [] }
+
         @Test(
             "a descriptor the caller left open (9</etc) does not reach the exec'd command",
-            arguments: ["step09", "step10", "step12"])
+            arguments: ["step09", "step10", "step11", "step12"])
         func inheritedDescriptorStaysOut(step: String) throws {
             try withSandbox(step, image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
-                guard Step09Tests.startContainer(box, name) != nil else { return }
+                guard Step09Tests.startContainer(box, name, Self.noNetwork(step)) != nil else { return }
                 // The shell opens fd 9 without close-on-exec and execs the runtime, as a user's
                 // shell would. ls lists its own descriptors: 0, 1, 2 and 3, the directory it is
                 // reading. Anything inherited would be one more (and push ls's own to 4).
@@ -33,11 +37,11 @@ extension Steps {
 
         @Test(
             "MYDOCKER_EXEC_PID=1 in the caller's environment changes nothing for exec, ps and run",
-            arguments: ["step09", "step10", "step12"])
+            arguments: ["step09", "step10", "step11", "step12"])
         func triggerVariableIsIgnored(step: String) throws {
             try withSandbox(step, image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
-                guard Step09Tests.startContainer(box, name) != nil else { return }
+                guard Step09Tests.startContainer(box, name, Self.noNetwork(step)) != nil else { return }
                 let steer = ["MYDOCKER_EXEC_PID": "1", "MYDOCKER_EXEC_TTY": "1"]
                 // PID 1 of the host would give the host's hostname, and its namespaces.
                 let exec = box.run(["exec", name, "hostname"], environment: steer)
@@ -46,7 +50,8 @@ extension Steps {
                 #expect(
                     ps.exitCode == 0 && ps.stdout.hasPrefix("ID ") && ps.stdout.contains(name),
                     "ps was steered\n\(ps)")
-                let run = box.run(["run", "busybox", "echo", "ran"], environment: steer)
+                let run = box.run(
+                    ["run"] + Self.noNetwork(step) + ["busybox", "echo", "ran"], environment: steer)
                 #expect(run.exitCode == 0 && run.stdout == "ran\n", "run was steered\n\(run)")
             }
         }
@@ -129,6 +134,10 @@ extension Steps {
                     "read environment fd 4: Bad file descriptor (EBADF)"
                 ),
                 (
+                    "step11", "", "__nsenter notty hostname",
+                    "read environment fd 4: Bad file descriptor (EBADF)"
+                ),
+                (
                     "step12", "", "__nsenter notty hostname",
                     "read environment fd 4: Bad file descriptor (EBADF)"
                 ),
@@ -153,11 +162,11 @@ extension Steps {
 
         @Test(
             "a PID reused between exec's check and its setns is never joined: exec fails instead",
-            arguments: ["step09", "step10", "step12"])
+            arguments: ["step09", "step10", "step11", "step12"])
         func reusedPIDIsNotJoined(step: String) throws {
             try withSandbox(step, image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
-                guard let pid1 = Step09Tests.startContainer(box, name) else { return }
+                guard let pid1 = Step09Tests.startContainer(box, name, Self.noNetwork(step)) else { return }
                 let token = "ran-\(Harness.random(in: 10000...99999))"
                 // Paused after the check, the cgroup and the descriptors, just before the re-exec.
                 let exec = box.start(
@@ -192,9 +201,9 @@ extension Steps {
             }
         }
 
-        @Test("steps 01-08 do not contain the exec constructor; 09, 10 and 12 do")
+        @Test("steps 01-08 do not contain the exec constructor; 09 to 12 do")
         func constructorOnlyWhereTaught() throws {
-            for number in Array(1...10) + [12] {
+            for number in 1...12 {
                 let step = String(format: "step%02d", number)
                 let binary = try Data(contentsOf: URL(fileURLWithPath: Harness.binary(step)))
                 let hasMarker = binary.range(of: Data("__nsenter".utf8)) != nil

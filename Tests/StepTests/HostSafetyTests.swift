@@ -12,6 +12,8 @@ extension Steps {
             switch step {
             case "step02", "step03", "step04", "step05", "step06": return ["run"]
             case "step07": return ["run", "busybox"]
+            // The empty network namespace of step 10: no bridge or veth on the host's network.
+            case "step11": return ["run", "--net", "none", "--name", box.newName(), "busybox"]
             default: return ["run", "--name", box.newName(), "busybox"]
             }
         }
@@ -22,7 +24,7 @@ extension Steps {
             "nothing but 0, 1 and 2 reaches the container's command, whatever the caller left open",
             arguments: [
                 "step02", "step03", "step04", "step05", "step06", "step07", "step08", "step09", "step10",
-                "step12",
+                "step11", "step12",
             ])
         func inheritedDescriptorsStayOutside(step: String) throws {
             try withSandbox(step, image: Self.needsImage(step)) { box in

@@ -12,6 +12,12 @@ final class Sandbox {
     let scratch: String
     /// Container names handed out by `newName()`: teardown removes them through the runtime first.
     private(set) var names: [String] = []
+    /// Step 11: the network namespace file every runtime call enters (nsenter --net), so that the
+    /// runtime never touches the host's own network (TestNetwork in Step11Tests.swift).
+    var networkNamespace: String?
+    /// Run at teardown after the runtime's own rm, before the residue check: each returns what it
+    /// found left behind (links, nftables tables, address files) after cleaning it up.
+    var teardownChecks: [() -> [String]] = []
     private let before: MachineState
     /// Holds /tmp/mydocker-tests.lock: one sandbox at a time on the machine, also across test
     /// processes, because mounts and cgroups are machine-wide.
@@ -57,21 +63,25 @@ final class Sandbox {
     {
         var env = environment
         env["MYDOCKER_ROOT"] = env["MYDOCKER_ROOT"] ?? root
-        return runProcess(
-            [Harness.binary(step)] + arguments, environment: env, stdin: stdin, timeout: timeout)
+        return runProcess(command(step) + arguments, environment: env, stdin: stdin, timeout: timeout)
+    }
+
+    /// The binary, behind nsenter when the sandbox has a network namespace.
+    func command(_ step: String) -> [String] {
+        guard let networkNamespace else { return [Harness.binary(step)] }
+        return ["/usr/bin/nsenter", "--net=\(networkNamespace)", "--", Harness.binary(step)]
     }
 
     /// Starts the step binary in the background (to signal it, or to act while it runs).
     func start(_ arguments: [String], environment: [String: String] = [:]) -> Spawned {
         var env = environment
         env["MYDOCKER_ROOT"] = env["MYDOCKER_ROOT"] ?? root
-        return Spawned([Harness.binary(step)] + arguments, environment: env)
+        return Spawned(command(step) + arguments, environment: env)
     }
 
     /// Same, for another step's binary (to show an older step lacks a property).
     func run(step other: String, _ arguments: [String], timeout: Double = 30) -> RunResult {
-        runProcess(
-            [Harness.binary(other)] + arguments, environment: ["MYDOCKER_ROOT": root], timeout: timeout)
+        runProcess(command(other) + arguments, environment: ["MYDOCKER_ROOT": root], timeout: timeout)
     }
 
     /// What the test left behind, measured against the state before it: every line is a leak.
@@ -97,8 +107,9 @@ final class Sandbox {
         if let rm = runtimeRemove {
             for name in names { _ = run(rm + [name], timeout: 30) }
         }
+        let networkLeaks = teardownChecks.flatMap { $0() }
         reapOrphans()
-        let leaks = residue()
+        let leaks = networkLeaks + residue()
         forceClean()
         let leftAfterForce = residue()
         #expect(leaks.isEmpty, "the test left residue behind:\n\(leaks.joined(separator: "\n"))")

@@ -11,6 +11,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+// The rtnetlink ABI (step 11: Netlink.swift builds the messages `ip` sends): message types, flags
+// and attribute numbers. Swift's Glibc module map has no <linux/*> headers; these bring the
+// kernel's own definitions instead of copied numbers.
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+
 // Namespace flags, from <linux/sched.h>.
 #ifndef CLONE_NEWNS
 #define CLONE_NEWNS 0x00020000
