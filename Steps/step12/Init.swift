@@ -11,6 +11,8 @@ let initSpec = CommandSpec(
         .value("--volume", valueName: "SRC:DST", help: "a volume to bind-mount before pivot_root"),
         .value("--hostname", valueName: "NAME", help: "the container's hostname (its name)"),
         .bool("--detach", help: "leave the runtime's session (run -d)"),
+        .value("--address", valueName: "CIDR", help: "eth0's address (the runtime made eth0)"),
+        .value("--gateway", valueName: "IP", help: "the default route's gateway"),
         .value(
             "--capabilities", valueName: "HEX", help: "the capability set (bounding, permitted, effective)"),
         .bool("--no-seccomp", help: "install no seccomp filter"),
@@ -36,6 +38,8 @@ func initContainer(_ arguments: [String]) throws -> Never {
     let security = try parseSecurityArguments(parsed)
     // Blocks until the runtime has put us into the cgroup and sent the command and its environment.
     let (command, environment) = try readCommand()
+    try setUpNetwork(address: parsed.value("--address"), gateway: parsed.value("--gateway"))
+    trace("network")
     try enterCgroupNamespace()
     try makeMountsPrivate()
     // What the host has, read while it is still in reach.

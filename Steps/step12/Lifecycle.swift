@@ -43,7 +43,7 @@ func ps(_ arguments: [String]) throws -> Int32 {
             unreadable.append((name, "\(error)"))
         }
     }
-    var rows = [["ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"]]
+    var rows = [["ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "IP", "PORTS", "PID"]]
     for record in records.sorted(by: { $0.created < $1.created }) {
         let running = isRunning(record)
         guard running || parsed.has("-a") else { continue }
@@ -52,7 +52,9 @@ func ps(_ arguments: [String]) throws -> Int32 {
         if command.count > 30 { command = String(command.prefix(27)) + "..." }
         rows.append(
             [record.id, record.name, record.image].map(escapeControlCharacters) + [
-                command, escapeControlCharacters(record.created), status, running ? String(record.pid) : "-",
+                command, escapeControlCharacters(record.created), status, record.ipAddress ?? "-",
+                record.ports.map { $0.isEmpty ? "-" : $0.joined(separator: ",") } ?? "-",
+                running ? String(record.pid) : "-",
             ])
     }
     // A container whose record this step cannot read is listed too, also without -a: it may be
@@ -60,7 +62,9 @@ func ps(_ arguments: [String]) throws -> Int32 {
     // (this step does not guess from a record it cannot read), and stderr says why and what to do.
     for (name, _) in unreadable {
         rows.append(
-            [recordedID(name) ?? "-", name].map(escapeControlCharacters) + ["-", "-", "-", "unknown", "-"])
+            [recordedID(name) ?? "-", name].map(escapeControlCharacters) + [
+                "-", "-", "-", "unknown", "-", "-", "-",
+            ])
     }
     printOutput(formatTable(rows))
     for (_, reason) in unreadable { printError(escapeControlCharacters(reason)) }
@@ -185,6 +189,8 @@ func removeContainer(_ name: String, id: String?) throws {
         // container's processes, and a cgroup with processes in it cannot be removed.
         cgroup.killProcesses()
         cgroup.remove()
+        // The record (removed last, so still there) names the network, address and ports to release.
+        if let record = try? readRecord(name), record.id == id { disconnectContainer(record) }
     }
     removeLayer(Layer(name: name))
     try removeTree(containerDirectory(name))

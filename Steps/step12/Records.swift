@@ -39,6 +39,11 @@ struct ContainerRecord: Codable {
     /// KEY=VALUE entries the container was started with. Absent (nil) in the records of steps 08
     /// and 09, which had no -e: read that as none.
     var environment: [String]?
+    /// Step 11: the network the container joined, its address there and its published ports
+    /// (`8080:80/tcp`). Absent for --net none and in records of earlier steps.
+    var network: String?
+    var ipAddress: String?
+    var ports: [String]?
 }
 
 /// Names are directory and cgroup names: letters, digits, `_ . -`, not starting with `.` or `-`,

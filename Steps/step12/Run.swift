@@ -17,6 +17,10 @@ let runSpec = CommandSpec(
         .value("-cpuset", "--cpuset-cpus", valueName: "LIST", help: "CPUs to run on, e.g. 0 or 0-1"),
         .value("-v", "--volume", valueName: "SRC:DST", help: "bind-mount host dir SRC at DST (repeatable)"),
         .value(
+            "--net", "--network", valueName: "NAME", help: "the network to join, or none (default: bridge)"),
+        .value(
+            "-p", "--publish", valueName: "HOST:CONTAINER", help: "publish a port, /udp for UDP (repeatable)"),
+        .value(
             "-u", "--user", valueName: "USER[:GROUP]", help: "run as this user (name or uid, from the image)"),
         .value("--cap-add", valueName: "CAP", help: "add a capability to docker's default 14 (or ALL)"),
         .value("--cap-drop", valueName: "CAP", help: "drop a capability (or ALL)"),
@@ -34,6 +38,9 @@ struct RunOptions {
     var limits = ResourceLimits()
     var volumes: [Volume] = []
     var environment: [String] = []
+    /// nil: --net none, the empty network namespace of step 10.
+    var network: String? = defaultNetworkName
+    var ports: [PortMapping] = []
     var security = SecurityOptions()
     var user: String?
     var image = ""
@@ -56,6 +63,14 @@ func parseRunOptions(_ arguments: [String]) throws -> RunOptions {
     options.limits.cpus = try parsed.value("-cpuset").map(parseCPUSet)
     options.volumes = try parsed.all("-v").map(parseVolume)
     options.environment = try parseEnvironment(parsed.all("-e"))
+    if let network = parsed.value("--net") {
+        if network != "none" { try validateNetworkName(network) }
+        options.network = network == "none" ? nil : network
+    }
+    options.ports = try parsed.all("-p").map(parsePortMapping)
+    guard options.network != nil || options.ports.isEmpty else {
+        throw UsageError("-p needs a network (it cannot be combined with --net none)")
+    }
     options.security = try parseSecurityOptions(
         capAdd: parsed.all("--cap-add"), capDrop: parsed.all("--cap-drop"),
         privileged: parsed.has("--privileged"),
@@ -104,16 +119,19 @@ func run(_ arguments: [String]) throws -> Int32 {
         // two MYDOCKER_ROOTs with a container called `web` never share one), and a runtime
         // killed halfway leaves enough behind for `rm -f` to find everything.
         let environment = initialEnvironment(options, name: name)
+        let endpoint = try reserveEndpoint(options, id: id, name: name)
         var record = ContainerRecord(
             step: toolName, id: id, name: name, pid: 0, pidStartTime: 0, command: options.command,
             created: timestamp(), status: "created", image: options.image,
             volumes: options.volumes.map { "\($0.source):\($0.target)" },
             detached: options.detach, environment: environment)
+        record.note(endpoint)
         try writeRecord(record)
         names.unlock()
         try createVolumeSources(options.volumes)
         let layer = try mountLayer(for: name, lower: lower)
         trace("overlay")
+        try writeNetworkFiles(endpoint, name: name, rootfs: layer.merged)
         // The cgroup exists, with its limits, before the container does: a limit the kernel
         // refuses is reported before any process is started.
         let cgroup = try Cgroup.create(id: id, limits: options.limits)
@@ -121,7 +139,8 @@ func run(_ arguments: [String]) throws -> Int32 {
         trace("cgroup")
         // Who owns the terminal now, before the container can take it (see takeTerminal in Init.swift).
         let terminalOwner = options.tty ? tcgetpgrp(STDIN_FILENO) : -1
-        let pid = try startContainer(options, name: name, cgroup: cgroup, rootfs: layer.merged)
+        let pid = try startContainer(
+            options, name: name, cgroup: cgroup, rootfs: layer.merged, endpoint: endpoint)
         record.pid = pid
         record.pidStartTime = processStartTime(pid)?.startTime ?? 0
         record.status = "running"
@@ -142,6 +161,7 @@ func run(_ arguments: [String]) throws -> Int32 {
             defer { again.unlock() }
             if recordedID(name) == id {
                 removeLayer(layer)
+                disconnectContainer(record, deletingVeth: false)
                 try removeTree(containerDirectory(name))
             }
         }
@@ -165,10 +185,13 @@ let namespaceNames = "CLONE_NEWUTS|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWNET|CLONE_N
 /// Between clone and execve the child is a copy of a Swift process that may hold locks it will never
 /// release, so it only calls dup2 and execve. Everything else happens in `init`, after the exec,
 /// in a fresh process.
-func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs: String) throws -> pid_t {
+func startContainer(
+    _ options: RunOptions, name: String, cgroup: Cgroup, rootfs: String, endpoint: Endpoint?
+) throws -> pid_t {
     let volumeArguments = options.volumes.flatMap { ["--volume", "\($0.source):\($0.target)"] }
     let argv = CStringArray(
         [toolName, "init", "--rootfs", rootfs, "--hostname", name] + volumeArguments
+            + networkArguments(endpoint)
             + (options.tty ? ["--tty"] : []) + (options.detach ? ["--detach"] : [])
             + securityArguments(options.security) + (options.user.map { ["--user", $0] } ?? []))
     // A detached container writes to its log file instead of this terminal.
@@ -223,6 +246,8 @@ func startContainer(_ options: RunOptions, name: String, cgroup: Cgroup, rootfs:
     do {
         try cgroup.add(pid: pid)
         trace("cgroup join")
+        if let endpoint { try connectContainer(pid, endpoint) }
+        trace("network")
         try sendCommand(options.command, environment: initialEnvironment(options, name: name), to: sync.write)
     } catch {
         // init is blocked on the pipe until the write succeeds: no user code ran. Kill it

@@ -7,7 +7,8 @@ let usage = """
 
     Commands:
       run [-ti|-d] [--name NAME] [-e KEY=VALUE]... [-m SIZE] [-cpushare N] [-cpuset LIST]
-          [-v SRC:DST]... [-u USER[:GROUP]] [--cap-add CAP]... [--cap-drop CAP]...
+          [-v SRC:DST]... [--net NAME|none] [-p HOST:CONTAINER[/udp]]...
+          [-u USER[:GROUP]] [--cap-add CAP]... [--cap-drop CAP]...
           [--privileged] [--security-opt OPT]... [--pids-limit N] IMAGE CMD [ARG...]
                                run CMD in a new container made from IMAGE
       exec [-ti] [-e KEY=VALUE]... CONTAINER CMD [ARG...]
@@ -19,6 +20,8 @@ let usage = """
       rm [-f] CONTAINER        remove a container
       commit [-f] CONTAINER IMAGE
                                save a container's files as IMAGE
+      network create [--subnet CIDR] NAME | network ls | network rm NAME
+                               manage networks
     """
 
 runMain {
@@ -38,6 +41,8 @@ runMain {
         return try rm(Array(arguments.dropFirst()))
     case "commit":
         return try commit(Array(arguments.dropFirst()))
+    case "network":
+        return try network(Array(arguments.dropFirst()))
     case "init":
         try initContainer(Array(arguments.dropFirst()))
     case "--help", "-h":

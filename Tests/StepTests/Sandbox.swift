@@ -18,6 +18,8 @@ final class Sandbox {
     /// Run at teardown after the runtime's own rm, before the residue check: each returns what it
     /// found left behind (links, nftables tables, address files) after cleaning it up.
     var teardownChecks: [() -> [String]] = []
+    /// The network namespace withSandbox made for a step that has networking (step 11 on).
+    var testNetwork: TestNetwork?
     private let before: MachineState
     /// Holds /tmp/mydocker-tests.lock: one sandbox at a time on the machine, also across test
     /// processes, because mounts and cgroups are machine-wide.
@@ -163,6 +165,9 @@ func withSandbox(
 ) throws {
     let box = try Sandbox(step: step)
     defer { box.tearDown(runtimeRemove: runtimeRemove) }
+    // From step 11 on, `run` joins a network unless told otherwise: every runtime call then runs in
+    // a network namespace the test made, so no test of any suite can touch the host's network.
+    if let number = Int(step.filter(\.isNumber)), number >= 11 { box.testNetwork = try TestNetwork(box) }
     if image { try box.installBusyboxImage() }
     try body(box)
 }

@@ -160,7 +160,7 @@ extension Steps {
         /// A sandbox whose runtime calls run in a fresh network namespace.
         static func withNetwork(_ body: (Sandbox, TestNetwork) throws -> Void) throws {
             try withSandbox("step11", image: true, runtimeRemove: ["rm", "-f"]) { box in
-                let net = try TestNetwork(box)
+                let net = try box.testNetwork ?? TestNetwork(box)
                 try body(box, net)
             }
         }

@@ -15,7 +15,7 @@ final class Terminal {
         // The socket name in the pane's command line lets close() recognise the pane's shell.
         let command =
             ": \(socket); MYDOCKER_ROOT=\(shellQuote(box.root)) "
-            + ([Harness.binary(box.step)] + arguments).map(shellQuote).joined(separator: " ")
+            + (box.command(box.step) + arguments).map(shellQuote).joined(separator: " ")
             + "; echo \"[exit $?]\"; sleep 600"
         let started = tmux(["new-session", "-d", "-x", "120", "-y", "40", "sh", "-c", command])
         guard started.exitCode == 0 else { throw HarnessError("tmux did not start:\n\(started)") }
