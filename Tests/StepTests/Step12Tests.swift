@@ -111,21 +111,21 @@ extension Steps {
         }
 
         @Test(
-            "step10, the step before, lacks it: every capability, no filter, keyctl works and mknod'd nodes open",
+            "step11, the step before, lacks it: every capability, no filter, keyctl works and mknod'd nodes open",
             .enabled(if: probesWork, "the probes are x86_64 programs"))
-        func step10LacksHardening() throws {
-            try withSandbox("step10", image: true) { box in
+        func step11LacksHardening() throws {
+            try withSandbox("step11", image: true) { box in
                 try Self.installHardImage(box)
                 let r = box.run([
                     "run", "--name", box.newName(), "hard", "grep", "-E", "^(CapBnd|Seccomp):",
                     "/proc/self/status",
                 ])
-                #expect(!r.stdout.contains("Seccomp:\t2"), "step10 has a seccomp filter\n\(r)")
+                #expect(!r.stdout.contains("Seccomp:\t2"), "step11 has a seccomp filter\n\(r)")
                 #expect(
                     Self.capabilitySets(r.stdout)["CapBnd"]
                         != String(format: "%016llx", Self.defaultCapabilities), "\(r)")
                 let keyctl = box.run(["run", "--name", box.newName(), "hard", "/probe/keyctl"])
-                #expect(keyctl.exitCode == 0, "keyctl is refused in step10\n\(keyctl)")
+                #expect(keyctl.exitCode == 0, "keyctl is refused in step11\n\(keyctl)")
                 let kmsg = box.run(["run", "--name", box.newName(), "hard", "sh", "-c", Self.openKmsg])
                 #expect(kmsg.stdout == "mknod: 0\nopen: 0\n", "\(kmsg)")
             }
