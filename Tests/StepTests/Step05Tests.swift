@@ -261,9 +261,7 @@ extension Steps {
                 let message =
                     "step05: another container is running in \(workspace) (this step runs one at a time)"
                 #expect(second.exitCode == 125, "\(second)")
-                #expect(
-                    second.stderrLines == [Substring(message)],
-                    "Expected \(message.debugDescription)\n\(second)")
+                expectOneLineError(second, reference: message)
 
                 _ = FileManager.default.createFile(atPath: workspace + "/merged/tmp/go", contents: nil)
                 let r = first.finish()
@@ -283,7 +281,7 @@ extension Steps {
                     "step05: rootfs image 'busybox' not found under \(box.root)/images "
                     + "(build it: sudo rootfs-tools/build-busybox-image.sh)"
                 #expect(r.exitCode == 125, "\(r)")
-                #expect(r.stderrLines == [Substring(message)], "Expected \(message.debugDescription)\n\(r)")
+                expectOneLineError(r, reference: message)
                 let created = try FileManager.default.contentsOfDirectory(atPath: box.root)
                 #expect(created.isEmpty, "a failed run created \(created) under \(box.root)")
             }

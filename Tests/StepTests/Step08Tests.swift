@@ -205,9 +205,7 @@ extension Steps {
                 #expect(noLog.exitCode == 125, "\(noLog)")
                 let message =
                     "step08: container '\(foreground)' has no log (only containers started with -d have one)"
-                #expect(
-                    noLog.stderrLines == [Substring(message)],
-                    "Expected \(message.debugDescription)\n\(noLog)")
+                expectOneLineError(noLog, reference: message)
                 _ = FileManager.default.createFile(
                     atPath: box.root + "/overlay/\(foreground)/merged/done", contents: nil)
                 let finished = running.finish()
@@ -291,9 +289,7 @@ extension Steps {
                 let refused = box.run(["rm", name])
                 let message = "step08: container '\(name)' is running (stop it first, or use rm -f)"
                 #expect(refused.exitCode == 125, "\(refused)")
-                #expect(
-                    refused.stderrLines == [Substring(message)],
-                    "Expected \(message.debugDescription)\n\(refused)")
+                expectOneLineError(refused, reference: message)
                 #expect(
                     kill(pid, 0) == 0 && argv(of: pid) == ["sleep", "30"], "rm without -f harmed PID \(pid)")
                 let recordAfter = try? String(
@@ -456,9 +452,7 @@ extension Steps {
                     "step08: container name '\(name)' is already in use (remove it first: step08 rm -f \(name))"
                 for second in [["-d"], []] {
                     let r = box.run(["run"] + second + ["--name", name, "busybox", "echo", "second"])
-                    #expect(
-                        r.exitCode == 125 && r.stderrLines == [Substring(message)],
-                        "Expected \(message.debugDescription)\n\(r)")
+                    expectOneLineError(r, exitCode: 125, reference: message)
                 }
                 #expect(
                     try String(contentsOfFile: recordPath, encoding: .utf8) == recordBefore,
@@ -529,9 +523,7 @@ extension Steps {
                 let r = box.run(arguments.map { $0 == "NAME" ? name : $0 })
                 let expected = message.replacingOccurrences(of: "NAME", with: name)
                 #expect(r.exitCode == 125, "\(r)")
-                #expect(
-                    r.stderrLines == [Substring(expected)],
-                    "Expected \(expected.debugDescription) on stderr\n\(r)")
+                expectOneLineError(r, reference: expected)
                 for directory in ["containers", "overlay"] {
                     let left =
                         (try? FileManager.default.contentsOfDirectory(atPath: box.root + "/" + directory))
@@ -588,9 +580,7 @@ extension Steps {
                 if stdout.isEmpty {
                     let message =
                         "step08: rootfs image 'no-such-image' not found under \(box.root)/images (import a tarball with: sudo rootfs-tools/import-image.sh no-such-image FILE.tar)"
-                    #expect(
-                        r.exitCode == 125 && r.stderrLines == [Substring(message)],
-                        "Expected \(message.debugDescription)\n\(r)")
+                    expectOneLineError(r, exitCode: 125, reference: message)
                 } else {
                     #expect(
                         r.exitCode == 0 && r.stdout == stdout,

@@ -117,17 +117,14 @@ extension Steps {
                 #expect(killed.exitCode == 137, "\(killed)")
                 let missing = box.run(["exec", name, "no-such-command-xyz"])
                 #expect(missing.exitCode == 127, "\(missing)")
-                #expect(
-                    missing.stderrLines == [
-                        "step09: exec no-such-command-xyz: No such file or directory (ENOENT)"
-                    ],
-                    "\(missing)")
+                expectOneLineError(
+                    missing, reference: "step09: exec no-such-command-xyz: No such file or directory (ENOENT)"
+                )
                 // /etc/passwd exists in the busybox image but has no x bit.
                 let notExecutable = box.run(["exec", name, "/etc/passwd"])
                 #expect(notExecutable.exitCode == 126, "\(notExecutable)")
-                #expect(
-                    notExecutable.stderrLines == ["step09: exec /etc/passwd: Permission denied (EACCES)"],
-                    "\(notExecutable)")
+                expectOneLineError(
+                    notExecutable, reference: "step09: exec /etc/passwd: Permission denied (EACCES)")
             }
         }
 
@@ -262,9 +259,7 @@ extension Steps {
                 let r = box.run(arguments.map { $0 == "STOPPED" ? name : $0 })
                 let expected = message.replacingOccurrences(of: "STOPPED", with: name)
                 #expect(r.exitCode == 125, "\(r)")
-                #expect(
-                    r.stderrLines == [Substring(expected)],
-                    "Expected \(expected.debugDescription) on stderr\n\(r)")
+                expectOneLineError(r, reference: expected)
             }
         }
 

@@ -203,9 +203,7 @@ extension Steps {
                 }
                 let r = box.run(arguments.map { $0 == "NAME" || $0 == "RUNNING" ? name : $0 })
                 #expect(r.exitCode == 125, "\(r)")
-                #expect(
-                    r.stderrLines == [Substring(message)],
-                    "Expected \(message.debugDescription) on stderr\n\(r)")
+                expectOneLineError(r, reference: message)
                 if arguments.first == "run" {
                     let fm = FileManager.default
                     #expect(
