@@ -13,7 +13,7 @@ extension Steps {
     @Suite("Step 03: cgroups", .timeLimit(.minutes(2)))
     struct Step03Tests {
         @Test(
-            "the limit files hold the values asked for, in either spelling of the flags",
+            "the limit files hold the values asked for, in either spelling of the flags", .tags(.concept),
             arguments: [
                 // the tutorial's spelling
                 ("-m", "-cpushare", "-cpuset"),
@@ -68,7 +68,9 @@ extension Steps {
             }
         }
 
-        @Test("/proc/self/cgroup of the container's very first command names its own mydocker/ID cgroup")
+        @Test(
+            "/proc/self/cgroup of the container's very first command names its own mydocker/ID cgroup",
+            .tags(.concept))
         func firstCommandRunsInTheCgroup() throws {
             try withSandbox("step03") { box in
                 // cat is PID 1 here: the first program of the user's that runs, so it proves the
@@ -132,7 +134,7 @@ extension Steps {
         }
 
         @Test(
-            "init runs nothing until the runtime writes the go byte on fd 3",
+            "init runs nothing until the runtime writes the go byte on fd 3", .tags(.concept),
             arguments: [
                 // the pipe's end-of-file: the runtime died before it placed the child in its cgroup
                 ("", Int32(125), "", ["step03: the runtime exited before it started the container"]),
@@ -155,7 +157,7 @@ extension Steps {
             }
         }
 
-        @Test("Cpus_allowed_list in /proc/self/status inside is the -cpuset list")
+        @Test("Cpus_allowed_list in /proc/self/status inside is the -cpuset list", .tags(.concept))
         func cpusAllowedMatchesCpuset() throws {
             try withSandbox("step03") { box in
                 let cpu = Self.randomOnlineCPU()
@@ -169,7 +171,9 @@ extension Steps {
             }
         }
 
-        @Test("a 200 MB allocation under -m 100m is OOM-killed (137), and the cgroup's oom_kill counter rose")
+        @Test(
+            "a 200 MB allocation under -m 100m is OOM-killed (137), and the cgroup's oom_kill counter rose",
+            .tags(.concept))
         func allocationOverTheLimitIsOOMKilled() throws {
             try withSandbox("step03") { box in
                 let dd = ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]
@@ -198,7 +202,7 @@ extension Steps {
         }
 
         @Test(
-            "no cgroup directory is left after the container exits, however it ends",
+            "no cgroup directory is left after the container exits, however it ends", .tags(.concept),
             arguments: [
                 // a normal exit
                 (["sh", "-c", "cat /proc/self/cgroup"], Int32(0)),
@@ -235,6 +239,7 @@ extension Steps {
 
         @Test(
             "a signal sent to the runtime is forwarded, and the cgroup is removed once the container exits",
+            .tags(.concept),
             arguments: [
                 // what a supervisor or `kill` sends
                 (SIGTERM, Int32(3)),

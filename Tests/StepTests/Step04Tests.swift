@@ -67,7 +67,7 @@ extension Steps {
             }
         }
 
-        @Test("the command inherits no extra fd: fd 3 (the pipe) is closed before the exec")
+        @Test("the command inherits no extra fd: fd 3 (the pipe) is closed before the exec", .tags(.concept))
         func noPipeFdLeaksIntoTheCommand() throws {
             try withSandbox("step04") { box in
                 // Baseline: the fds the same ls sees when started the same way without the runtime:
@@ -180,7 +180,8 @@ extension Steps {
         }
 
         @Test(
-            "init takes the command from fd 3: while it waits, its cmdline is `init` alone (step03's held the command)"
+            "init takes the command from fd 3: while it waits, its cmdline is `init` alone (step03's held the command)",
+            .tags(.concept)
         )
         func waitingInitDoesNotShowTheCommand() throws {
             try withSandbox("step04") { box in

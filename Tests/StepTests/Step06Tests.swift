@@ -13,7 +13,8 @@ extension Steps {
     @Suite("Step 06: volumes", .serialized, .timeLimit(.minutes(1)))
     struct Step06Tests {
         @Test(
-            "files written under the container path are on the host after exit; the layer is gone, the host directory stays"
+            "files written under the container path are on the host after exit; the layer is gone, the host directory stays",
+            .tags(.concept)
         )
         func volumeFilesOutliveTheContainer() throws {
             try withSandbox("step06", image: true) { box in
@@ -48,7 +49,7 @@ extension Steps {
         }
 
         @Test(
-            "volumes work however they are given",
+            "volumes work however they are given", .tags(.concept),
             arguments: [
                 // a file the host wrote before the run is readable inside
                 Setup.existingHostFile,
@@ -108,7 +109,8 @@ extension Steps {
         }
 
         @Test(
-            "the volume is the host directory itself, not a copy: each side sees the other's writes while it runs"
+            "the volume is the host directory itself, not a copy: each side sees the other's writes while it runs",
+            .tags(.concept)
         )
         func volumeIsLive() throws {
             try withSandbox("step06", image: true) { box in

@@ -13,7 +13,9 @@ extension Steps {
     /// uppercase are refused. Steps 05-07 share `overlay/default`.
     @Suite("Step 07: images and commit", .serialized, .timeLimit(.minutes(1)))
     struct Step07Tests {
-        @Test("a file made in a running container is in the committed image; busybox is unchanged")
+        @Test(
+            "a file made in a running container is in the committed image; busybox is unchanged",
+            .tags(.concept))
         func commitKeepsTheContainersFiles() throws {
             try withSandbox("step07", image: true) { box in
                 let busybox = box.root + "/images/busybox.tar"
@@ -47,7 +49,9 @@ extension Steps {
             }
         }
 
-        @Test("the image is the merged view seen from the host: no /proc entries, /dev nodes or volume files")
+        @Test(
+            "the image is the merged view seen from the host: no /proc entries, /dev nodes or volume files",
+            .tags(.concept))
         func commitSeesOnlyTheLayers() throws {
             try withSandbox("step07", image: true) { box in
                 let volume = box.scratch + "/vol"
@@ -78,7 +82,8 @@ extension Steps {
         }
 
         @Test(
-            "an existing image is refused without -f; -f replaces it and the next run sees the new files"
+            "an existing image is refused without -f; -f replaces it and the next run sees the new files",
+            .tags(.concept)
         )
         func existingImageNeedsForce() throws {
             try withSandbox("step07", image: true) { box in
@@ -126,7 +131,8 @@ extension Steps {
         }
 
         @Test(
-            "commit -f of the image a running container uses as its lower layer is refused; so is a second run"
+            "commit -f of the image a running container uses as its lower layer is refused; so is a second run",
+            .tags(.concept)
         )
         func lowerLayerInUseIsNotReplaced() throws {
             try withSandbox("step07", image: true) { box in

@@ -13,7 +13,8 @@ extension Steps {
     @Suite("Step 08: detached containers, names and records", .timeLimit(.minutes(1)))
     struct Step08Tests {
         @Test(
-            "run -d returns at once with a 12-hex ID; the container keeps running, in its own session, after the runtime exits"
+            "run -d returns at once with a 12-hex ID; the container keeps running, in its own session, after the runtime exits",
+            .tags(.concept)
         )
         func detachReturnsAtOnce() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
@@ -49,7 +50,8 @@ extension Steps {
         }
 
         @Test(
-            "the record config.json holds id, name, pid, pidStartTime, command, created, status, image, volumes"
+            "the record config.json holds id, name, pid, pidStartTime, command, created, status, image, volumes",
+            .tags(.concept)
         )
         func recordHoldsEverything() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
@@ -90,7 +92,7 @@ extension Steps {
             }
         }
 
-        @Test("two detached containers have separate layers and separate cgroups")
+        @Test("two detached containers have separate layers and separate cgroups", .tags(.concept))
         func separateLayersAndCgroups() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let names = [box.newName(), box.newName()]
@@ -140,7 +142,9 @@ extension Steps {
             }
         }
 
-        @Test("ps lists a running container; once it exits by itself ps hides it and ps -a shows it exited")
+        @Test(
+            "ps lists a running container; once it exits by itself ps hides it and ps -a shows it exited",
+            .tags(.concept))
         func psBeforeAndAfterExit() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -175,7 +179,9 @@ extension Steps {
             }
         }
 
-        @Test("logs print a detached container's stdout and stderr; a foreground container has no log")
+        @Test(
+            "logs print a detached container's stdout and stderr; a foreground container has no log",
+            .tags(.concept))
         func logsShowOutput() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -213,7 +219,9 @@ extension Steps {
             }
         }
 
-        @Test("stop on a PID 1 that ignores SIGTERM kills it after -t seconds and records it exited")
+        @Test(
+            "stop on a PID 1 that ignores SIGTERM kills it after -t seconds and records it exited",
+            .tags(.concept))
         func stopIgnoringSIGTERM() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -239,7 +247,9 @@ extension Steps {
             }
         }
 
-        @Test("stop on a PID 1 that handles SIGTERM returns as soon as it exits, well before the timeout")
+        @Test(
+            "stop on a PID 1 that handles SIGTERM returns as soon as it exits, well before the timeout",
+            .tags(.concept))
         func stopHandlingSIGTERM() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -261,7 +271,9 @@ extension Steps {
             }
         }
 
-        @Test("rm of a stopped container removes its record, its layer (unmounted) and its cgroups")
+        @Test(
+            "rm of a stopped container removes its record, its layer (unmounted) and its cgroups",
+            .tags(.concept))
         func rmCleansEverything() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -277,7 +289,9 @@ extension Steps {
             }
         }
 
-        @Test("rm refuses a running container without -f and leaves it running; rm -f kills and removes it")
+        @Test(
+            "rm refuses a running container without -f and leaves it running; rm -f kills and removes it",
+            .tags(.concept))
         func rmRefusesRunning() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -306,7 +320,8 @@ extension Steps {
         }
 
         @Test(
-            "ps says exited when the record's PID now belongs to an unrelated process; the right start time says running"
+            "ps says exited when the record's PID now belongs to an unrelated process; the right start time says running",
+            .tags(.concept)
         )
         func reusedPIDIsExited() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
@@ -355,7 +370,8 @@ extension Steps {
         }
 
         @Test(
-            "a foreground container is listed while it runs, removed when it exits, and its exit code passes through"
+            "a foreground container is listed while it runs, removed when it exits, and its exit code passes through",
+            .tags(.concept)
         )
         func foregroundIsRemoved() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
@@ -381,7 +397,8 @@ extension Steps {
         }
 
         @Test(
-            "the hostname inside is the container's name, or its ID when it has none; logs and rm take the ID"
+            "the hostname inside is the container's name, or its ID when it has none; logs and rm take the ID",
+            .tags(.concept)
         )
         func hostnameIsName() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
@@ -410,7 +427,8 @@ extension Steps {
         }
 
         @Test(
-            "commit NAME IMAGE saves the container's files, running or stopped; run IMAGE sees them, busybox does not"
+            "commit NAME IMAGE saves the container's files, running or stopped; run IMAGE sees them, busybox does not",
+            .tags(.concept)
         )
         func commitByName() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
@@ -437,7 +455,9 @@ extension Steps {
             }
         }
 
-        @Test("a duplicate name is refused with one line, and the first container is untouched")
+        @Test(
+            "a duplicate name is refused with one line, and the first container is untouched", .tags(.concept)
+        )
         func duplicateName() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()

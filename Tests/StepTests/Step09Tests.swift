@@ -12,7 +12,9 @@ extension Steps {
     /// trigger variable is gone before the command runs.
     @Suite("Step 09: exec into a running container", .timeLimit(.minutes(1)))
     struct Step09Tests {
-        @Test("the exec'd process sees the container's hostname, its PID 1 and a file the container made")
+        @Test(
+            "the exec'd process sees the container's hostname, its PID 1 and a file the container made",
+            .tags(.concept))
         func seesTheContainer() throws {
             try withSandbox("step09", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -39,7 +41,9 @@ extension Steps {
             }
         }
 
-        @Test("every /proc/self/ns link (ipc, uts, net, pid, mnt) equals PID 1's and differs from the host's")
+        @Test(
+            "every /proc/self/ns link (ipc, uts, net, pid, mnt) equals PID 1's and differs from the host's",
+            .tags(.concept))
         func namespacesArePID1s() throws {
             try withSandbox("step09", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -61,7 +65,7 @@ extension Steps {
             }
         }
 
-        @Test("the exec'd process is in the container's cgroup, mydocker/ID")
+        @Test("the exec'd process is in the container's cgroup, mydocker/ID", .tags(.concept))
         func joinsTheCgroup() throws {
             try withSandbox("step09", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -90,7 +94,9 @@ extension Steps {
             }
         }
 
-        @Test("arguments with spaces, quotes, empty strings and shell characters reach the command unchanged")
+        @Test(
+            "arguments with spaces, quotes, empty strings and shell characters reach the command unchanged",
+            .tags(.concept))
         func argumentsSurvive() throws {
             try withSandbox("step09", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -105,7 +111,9 @@ extension Steps {
             }
         }
 
-        @Test("exit codes pass through: exit N gives N, a signal 128+N, not found 127, not executable 126")
+        @Test(
+            "exit codes pass through: exit N gives N, a signal 128+N, not found 127, not executable 126",
+            .tags(.concept))
         func exitCodes() throws {
             try withSandbox("step09", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -128,7 +136,7 @@ extension Steps {
             }
         }
 
-        @Test("stdin is /dev/null unless -i is given")
+        @Test("stdin is /dev/null unless -i is given", .tags(.concept))
         func stdinOnlyWithDashI() throws {
             try withSandbox("step09", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -141,7 +149,9 @@ extension Steps {
             }
         }
 
-        @Test("exec -ti sh works in a real terminal: prompt, hostname, a PID > 1, Ctrl-C, exit 4")
+        @Test(
+            "exec -ti sh works in a real terminal: prompt, hostname, a PID > 1, Ctrl-C, exit 4",
+            .tags(.concept))
         func interactiveShell() throws {
             try withSandbox("step09", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -180,7 +190,9 @@ extension Steps {
             }
         }
 
-        @Test("no process is left in the container after exec returns, not even the forking parent")
+        @Test(
+            "no process is left in the container after exec returns, not even the forking parent",
+            .tags(.concept))
         func nothingOutlivesExec() throws {
             try withSandbox("step09", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
