@@ -76,8 +76,11 @@ enum Harness {
 
     /// Once per test process: orphans (a detached container whose runtime exited, a tmux server)
     /// are re-parented to us, not to the host's init, so the residue check can find them.
+    /// Also: a write to a pipe whose reader died (a learner's init that exits early) is EPIPE, not
+    /// a SIGPIPE that kills the whole test run. Spawned children get the default back.
     static let becomeSubreaper: Void = {
         _ = cs_set_child_subreaper()
+        _ = signal(SIGPIPE, SIG_IGN)
     }()
 }
 

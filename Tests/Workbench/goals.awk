@@ -1,7 +1,7 @@
 # Prints the goals of one check (the lines events.awk writes) for a learner: met, not met yet
 # (with the first thing the suite expected and what the step did), or not reached.
-# -v package=DIR/ shortens the paths of binaries to DIR's own.
-BEGIN { if (detail_lines == "") detail_lines = 12 }
+# -v package=DIR/ shortens the paths of binaries to DIR's own; -v start=K numbers from K+1.
+BEGIN { if (detail_lines == "") detail_lines = 12; n = start + 0 }
 
 # JSON string escapes, left to right (so an escaped backslash before an n stays two characters).
 function unescape(s,    out, i, c, d) {
