@@ -295,11 +295,16 @@ extension Steps {
         func rmRefusesRunning() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
-                _ = box.run(["run", "-d", "--name", name, "busybox", "sleep", "30"])
+                let started = box.run(["run", "-d", "--name", name, "busybox", "sleep", "30"])
                 let pid = pid_t(readRecord(box, name)?["pid"] as? Int ?? 0)
                 let cgroups = containerCgroups(of: pid)
-                let recordBefore = try String(
-                    contentsOfFile: box.root + "/containers/\(name)/config.json", encoding: .utf8)
+                guard
+                    let recordBefore = try? String(
+                        contentsOfFile: box.root + "/containers/\(name)/config.json", encoding: .utf8)
+                else {
+                    Issue.record("Expected a record containers/\(name)/config.json after run -d\n\(started)")
+                    return
+                }
                 let refused = box.run(["rm", name])
                 let message = "step08: container '\(name)' is running (stop it first, or use rm -f)"
                 #expect(refused.exitCode == 125, "\(refused)")

@@ -202,17 +202,24 @@ extension Steps {
                 // While it runs: the sleep is in the PID namespace, and the cgroup holds PID 1, the
                 // sleep and exec's waiting parent (outside the PID namespace, inside the cgroup).
                 var inside: [pid_t] = []
-                let seen = waitUntil {
-                    inside = Self.processes(inPIDNamespaceOf: pid1).filter { $0 != pid1 }
-                    return inside.count == 1 && Self.pids(in: cgroupProcs).count == 3
-                }
+                // An exec that exits at once (one that failed) ends the wait: nothing will show up.
+                let seen =
+                    waitUntil {
+                        inside = Self.processes(inPIDNamespaceOf: pid1).filter { $0 != pid1 }
+                        return (inside.count == 1 && Self.pids(in: cgroupProcs).count == 3)
+                            || running.hasExited
+                    } && !running.hasExited
                 #expect(
                     seen,
                     "exec's processes never showed up: ns \(inside), \(cgroupProcs): \(Self.pids(in: cgroupProcs))"
                 )
                 // Killing the sleep ends the exec; killing exec itself (if the sleep never showed)
                 // only keeps a broken runtime from holding the test for 30 seconds.
-                if let sleep = inside.first, seen { kill(sleep, SIGKILL) } else { kill(running.pid, SIGKILL) }
+                if let sleep = inside.first, seen {
+                    kill(sleep, SIGKILL)
+                } else if !running.hasExited {
+                    kill(running.pid, SIGKILL)
+                }
                 let r = running.finish()
                 #expect(r.exitCode == 137, "\(r)")
                 #expect(Self.processes(inPIDNamespaceOf: pid1) == [pid1], "left in the PID namespace")
