@@ -1,12 +1,21 @@
 // swift-tools-version:6.0
-// The workshop: ten step executables, each a complete snapshot of the runtime after one more idea,
-// on top of one support module (and its C shim) that holds only what no chapter teaches.
+// The workshop: one executable per step, each a complete snapshot of the runtime after one more idea,
+// on top of one support module in two targets. ContainerSupport (Swift) holds the plumbing no
+// chapter teaches: errors, flag and value parsing, tables, paths, file helpers. CContainerSupport
+// (C) is the shim of system calls and constants Swift cannot reach itself (clone, unshare, setns,
+// pivot_root, close_range, ...); chapters 01, 02 and 05 explain its functions where they first use
+// them. The exec constructor that chapter 09 teaches is not in the shim: it is a C target in the
+// folder of each step that has it, linked into those steps only.
 import Foundation
 import PackageDescription
 
 let steps = [
     "step01", "step02", "step03", "step04", "step05", "step06", "step07", "step08", "step09", "step10",
 ]
+// The steps that teach exec. Their C constructor (Steps/stepNN/nsenter) is a target of its own, in
+// the step's folder, so that it is linked into these steps only: a constructor runs in every
+// binary that contains it, and steps 01-08 must not.
+let nsenterSteps: Set<String> = ["step09", "step10"]
 
 // A learner's own step N (`Tests/Workbench/start N`) lives in the git-ignored folder Steps/mystepNN
 // and builds as the executable mystepNN, with the same dependencies as the reference steps. Only
@@ -41,11 +50,17 @@ let package = Package(
             path: "Tests/StepTests"
         ),
     ]
+        + nsenterSteps.sorted().map { name in
+            .target(name: name + "nsenter", path: "Steps/\(name)/nsenter")
+        }
         + steps.map { name in
-            .executableTarget(
+            let nsenter = nsenterSteps.contains(name)
+            return .executableTarget(
                 name: name,
-                dependencies: ["ContainerSupport", "CContainerSupport"],
-                path: "Steps/" + name
+                dependencies: ["ContainerSupport", "CContainerSupport"]
+                    + (nsenter ? [.target(name: name + "nsenter")] : []),
+                path: "Steps/" + name,
+                exclude: nsenter ? ["nsenter"] : []
             )
         }
         + workbenches.flatMap { name in

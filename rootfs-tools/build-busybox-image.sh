@@ -23,11 +23,14 @@ if ! is_static; then
     is_static || die "$busybox is not a static binary after installing busybox-static"
 fi
 
+# The state tree is root's alone, as the runtime keeps it (Paths.validateRoot): an unpacked image
+# holds setuid-root files, and another user who could reach them would be root.
+mkdir -p "$root" && chmod 700 "$root"
 images="$root/images"
 mkdir -p "$images"
 staging=$(mktemp -d "$images/.busybox-build.XXXXXX")
 chmod 755 "$staging"
-trap 'rm -rf "$staging"' EXIT
+trap 'rm -rf "$staging" "$staging.tar"' EXIT
 
 mkdir -p "$staging"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,var,home}
 chmod 1777 "$staging/tmp"
@@ -54,5 +57,10 @@ printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$staging/etc/hosts"
 
 # Sorted names, fixed owner and time: the same busybox always gives the same tarball.
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$staging" -cf "$staging.tar" .
-mv "$staging.tar" "$images/busybox.tar"
+# import-image.sh puts it in place as any image is replaced: refused while a container uses the
+# old busybox, and the old unpacked tree goes with the old tarball. Its words only if it fails.
+if ! imported=$("$(dirname "${BASH_SOURCE[0]}")/import-image.sh" busybox "$staging.tar" 2>&1); then
+    echo "$imported" >&2
+    exit 1
+fi
 say "wrote $images/busybox.tar ($("$busybox" --list | wc -l) applets)"

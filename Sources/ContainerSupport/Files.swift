@@ -87,6 +87,12 @@ public func listDirectory(_ path: String) throws -> [String] {
 /// would otherwise lead the walk into the host's own files. Mount points are looked up in
 /// /proc/self/mountinfo (a bind mount of a directory on the same filesystem has the same st_dev,
 /// so the device check during the walk alone would not notice it).
+///
+/// The walk below `path` goes by directory descriptors, never by path: root in a container can
+/// swap a directory in its upper layer for a symlink at any moment, and a walk by path that had
+/// just seen a directory there would follow the symlink and delete the host's files behind it.
+/// Each directory is opened with O_NOFOLLOW|O_DIRECTORY, and its entries are removed with
+/// unlinkat(2) relative to that descriptor, so a symlink is only ever removed itself.
 public func removeTree(_ path: String) throws {
     var top = stat()
     guard lstat(path, &top) == 0 else {
@@ -101,29 +107,77 @@ public func removeTree(_ path: String) throws {
             throw SyscallError("remove \(path): \(point) is still mounted", errno: EBUSY)
         }
     }
-    try removeTree(path, device: top.st_dev)
+    guard (top.st_mode & S_IFMT) == S_IFDIR else {
+        guard unlink(path) == 0 || errno == ENOENT else { throw SyscallError("unlink \(path)") }
+        return
+    }
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else {
+        if errno == ENOENT { return }
+        throw SyscallError("open \(path)")
+    }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw SyscallError("fstat \(path)") }
+    try removeContents(of: fd, path: path, device: info.st_dev)
+    guard rmdir(path) == 0 || errno == ENOENT else { throw SyscallError("rmdir \(path)") }
 }
 
-private func removeTree(_ path: String, device: dev_t) throws {
-    // Entries that vanish meanwhile (another process removing the same tree) are not errors.
-    var info = stat()
-    guard lstat(path, &info) == 0 else {
-        if errno == ENOENT { return }
-        throw SyscallError("lstat \(path)")
+/// Empties the directory open on `fd` (`path` only names it in errors).
+private func removeContents(of fd: Int32, path: String, device: dev_t) throws {
+    for name in try directoryEntries(of: fd, path: path) {
+        try removeEntry(name, in: fd, path: path + "/" + name, device: device)
     }
-    guard info.st_dev == device else { throw SyscallError("remove \(path) (still mounted)", errno: EBUSY) }
-    if (info.st_mode & S_IFMT) == S_IFDIR {
-        let names: [String]
-        do {
-            names = try listDirectory(path)
-        } catch let error as SyscallError where error.errno == ENOENT {
-            return
+}
+
+/// Removes one entry of the directory open on `parent`. unlinkat(2) without AT_REMOVEDIR removes
+/// anything but a directory (Linux says EISDIR for one), a symlink included. A directory is opened
+/// with O_NOFOLLOW first; if it has been swapped for something else since, that fails with
+/// ENOTDIR or ELOOP and we try again. Entries that vanish meanwhile (another process removing the
+/// same tree) are not errors.
+private func removeEntry(_ name: String, in parent: Int32, path: String, device: dev_t) throws {
+    for _ in 0..<100 {
+        if unlinkat(parent, name, 0) == 0 || errno == ENOENT { return }
+        guard errno == EISDIR else { throw SyscallError("unlinkat \(path)") }
+        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOTDIR || errno == ELOOP { continue }
+            if errno == ENOENT { return }
+            throw SyscallError("open \(path)")
         }
-        for name in names {
-            try removeTree(path + "/" + name, device: device)
+        defer { close(fd) }
+        // The device of what was opened, not of the name: a mount point opens as the root of
+        // whatever is mounted there.
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw SyscallError("fstat \(path)") }
+        guard info.st_dev == device else {
+            throw SyscallError("remove \(path) (still mounted)", errno: EBUSY)
         }
-        guard rmdir(path) == 0 || errno == ENOENT else { throw SyscallError("rmdir \(path)") }
-    } else {
-        guard unlink(path) == 0 || errno == ENOENT else { throw SyscallError("unlink \(path)") }
+        try removeContents(of: fd, path: path, device: device)
+        if unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT { return }
+        // Swapped for something else after it was emptied: go round again.
+        guard errno == ENOTDIR else { throw SyscallError("rmdir \(path)") }
     }
+    throw SyscallError("remove \(path) (keeps changing)", errno: EBUSY)
+}
+
+/// The names in the directory open on `fd`, read through a duplicate: closedir(3) closes the
+/// descriptor that fdopendir(3) was given, and `fd` is still needed for unlinkat.
+private func directoryEntries(of fd: Int32, path: String) throws -> [String] {
+    let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+    guard copy >= 0 else { throw SyscallError("dup \(path)") }
+    guard let dir = fdopendir(copy) else {
+        let error = SyscallError("fdopendir \(path)")
+        close(copy)
+        throw error
+    }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
 }

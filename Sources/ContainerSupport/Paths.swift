@@ -19,7 +19,7 @@ public enum Paths {
     /// Container records and logs: `containers/CONTAINER/{config.json,container.log}`.
     public static var containers: String { root + "/containers" }
 
-    /// Checks `MYDOCKER_ROOT`, creates it if it is missing, and makes it reachable by root alone.
+    /// Checks `MYDOCKER_ROOT` and, if it exists, makes it reachable by root alone.
     ///
     /// The root's path becomes part of overlay mount options (`,` separates options, `:` lower
     /// layers, `\` escapes) and is compared with /proc/self/mountinfo, which prints mount points
@@ -30,6 +30,8 @@ public enum Paths {
     /// The tree holds images unpacked by root (setuid files survive tar) and every container's
     /// writable layer (whatever root in a container wrote there): open to other users, any of them
     /// could run a setuid-root file from it. Docker keeps /var/lib/docker at 0710 for this reason.
+    /// A root that does not exist yet is left alone: it cannot hold an image, so the command fails
+    /// before it writes anything (rootfs-tools makes it, 0700).
     public static func validateRoot() throws {
         let path = root
         guard path.hasPrefix("/") else {
@@ -51,15 +53,18 @@ public enum Paths {
                 "MYDOCKER_ROOT must be a plain absolute path below / (no //, . or .. and no trailing /), got '\(path)'"
             )
         }
-        try makeDirectories(path, mode: 0o700)
+        var info = stat()
+        guard lstat(path, &info) == 0 || errno != ENOENT else { return }
         guard let resolved = realpath(path, nil) else { throw SyscallError("realpath \(path)") }
         defer { free(resolved) }
         let canonical = String(cString: resolved)
         guard canonical == path else {
             throw UsageError("MYDOCKER_ROOT must not go through a symlink: '\(path)' is '\(canonical)'")
         }
-        var info = stat()
         guard lstat(path, &info) == 0 else { throw SyscallError("lstat \(path)") }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw UsageError("MYDOCKER_ROOT '\(path)' is not a directory")
+        }
         guard info.st_uid == 0 else {
             throw UsageError(
                 "MYDOCKER_ROOT '\(path)' belongs to uid \(info.st_uid), not root: that user could change the runtime's files"

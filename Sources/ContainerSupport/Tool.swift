@@ -14,9 +14,11 @@ public let toolName: String = {
 public let runtimeFailureExit: Int32 = 125
 
 /// Writes `step05: MESSAGE` to stderr as a single write(2), so lines from the runtime and its
-/// container never interleave mid-line.
+/// container never interleave mid-line. Control characters a message quotes from the user (a
+/// newline in a flag's value, an escape sequence) are escaped: the error stays one line and
+/// cannot drive the terminal.
 public func printError(_ message: String) {
-    let line = "\(toolName): \(message)\n"
+    let line = "\(toolName): \(escapeControlCharacters(message, backslashes: false))\n"
     var bytes = Array(line.utf8)
     _ = write(STDERR_FILENO, &bytes, bytes.count)
 }

@@ -204,68 +204,6 @@ func readValue(_ path: String) throws -> String {
 
 // MARK: parsing the flags
 
-/// `100m` -> 104857600. Suffixes b, k, m, g (either case), as docker takes them; docker's floor of
-/// 6 MiB, below which a container cannot even start its shell.
-func parseMemory(_ text: String) throws -> UInt64 {
-    let units: [Character: UInt64] = ["b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
-    var digits = Substring(text.lowercased())
-    var unit: UInt64 = 1
-    if let last = digits.last, let multiplier = units[last] {
-        unit = multiplier
-        digits = digits.dropLast()
-    }
-    guard let number = UInt64(digits), number.multipliedReportingOverflow(by: unit).overflow == false else {
-        throw UsageError("invalid memory size '\(text)' (use a number with b, k, m or g, e.g. 100m)")
-    }
-    guard number * unit >= 6 << 20 else {
-        throw UsageError("memory size '\(text)' is too small (minimum 6m)")
-    }
-    return number * unit
-}
-
-/// cpu.shares is a relative weight between 2 and 262144 (kernel limits, see
-/// Documentation/scheduler/sched-design-CFS.rst); 1024 is one full share.
-func parseCPUShares(_ text: String) throws -> UInt64 {
-    guard let shares = UInt64(text), (2...262144).contains(shares) else {
-        throw UsageError("invalid cpu shares '\(text)' (use a number from 2 to 262144, default 1024)")
-    }
-    return shares
-}
-
-/// A CPU list (`0`, `0-1`, `0,2-3`), checked against the CPUs that are online, so that a typo is
-/// reported here and not as the kernel's EINVAL from deep in cgroup setup.
-func parseCPUSet(_ text: String) throws -> String {
-    let online = try readValue("/sys/devices/system/cpu/online")
-    let available = Set(try cpuRanges(in: online).flatMap { $0 })
-    guard let wanted = try? cpuRanges(in: text), !wanted.isEmpty else {
-        throw UsageError("invalid CPU list '\(text)' (use e.g. 0, 0-1 or 0,2)")
-    }
-    // Checked range by range up to one past the highest online CPU: `0-99999999999` must not
-    // make a set of a hundred billion numbers first.
-    let highest = available.max() ?? 0
-    for range in wanted {
-        for cpu in range.lowerBound...min(range.upperBound, highest + 1) where !available.contains(cpu) {
-            throw UsageError("CPU \(cpu) in '\(text)' is not online (online CPUs: \(online))")
-        }
-    }
-    return text
-}
-
-/// `0,2-3` -> [0...0, 2...3], in the order given.
-func cpuRanges(in list: String) throws -> [ClosedRange<Int>] {
-    try list.split(separator: ",", omittingEmptySubsequences: false).map { part in
-        let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
-        switch bounds.count {
-        case 1 where bounds[0] != nil && bounds[0]! >= 0:
-            return bounds[0]!...bounds[0]!
-        case 2 where bounds[0] != nil && bounds[1] != nil && 0 <= bounds[0]! && bounds[0]! <= bounds[1]!:
-            return bounds[0]!...bounds[1]!
-        default:
-            throw UsageError("invalid CPU list '\(list)'")
-        }
-    }
-}
-
 // MARK: naming a run's cgroup
 
 /// Until step 08 there is no record of a run, so its cgroup is named after the runtime's PID,

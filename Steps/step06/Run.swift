@@ -171,16 +171,6 @@ func installSignalForwarding() {
 
 let forwardedSignals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
 
-/// Blocks exactly `signals`. Unlike dispositions, the mask is inherited across clone and execve
-/// as it is, and whoever started us (a Dispatch thread, a supervisor) may have blocked some:
-/// setting the whole mask also clears those, for us and for the container.
-func setSignalMask(blocking signals: [Int32]) {
-    var set = sigset_t()
-    sigemptyset(&set)
-    for signal in signals { sigaddset(&set, signal) }
-    sigprocmask(SIG_SETMASK, &set, nil)
-}
-
 /// Waits for the container's PID 1 and turns its wait status into a shell-style exit code.
 func waitForContainer(_ pid: pid_t, terminalOwner: pid_t) -> Int32 {
     // Wait without reaping first (WNOWAIT): until it is reaped, the dead container keeps its PID as
@@ -202,10 +192,4 @@ func reclaimTerminal(_ group: pid_t) {
     let previous = signal(SIGTTOU, SIG_IGN)
     tcsetpgrp(STDIN_FILENO, group)
     signal(SIGTTOU, previous)
-}
-
-/// 0-255 from exit(), or 128+N for death by signal N, as shells and docker report it.
-func exitCode(fromWaitStatus status: Int32) -> Int32 {
-    let signal = status & 0x7f
-    return signal == 0 ? (status >> 8) & 0xff : 128 + signal
 }

@@ -14,13 +14,22 @@ let commitSpec = CommandSpec(
     flags: [.bool("-f", "--force", help: "replace an existing image")]
 )
 
-/// Image names become file names under images/: no `/`, no `..`, nothing hidden.
+/// Image names become file names under images/: the tarball NAME.tar and the unpacked tree NAME/.
+/// So no `/`, no `..`, no name ending in `.tar` (image `busybox.tar`'s tree would be image
+/// `busybox`'s tarball), and none starting with `.`: that is where the runtime's lock and
+/// temporary files live. rootfs-tools/import-image.sh checks the same rule; change both together.
 func validateImageName(_ name: String) throws {
     let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_.-")
     guard !name.isEmpty, name.count <= 128, name.first != ".", name.first != "-",
         name.allSatisfy({ allowed.contains($0) })
     else {
         throw UsageError("invalid image name '\(name)' (lowercase letters, digits, '_', '.', '-'; no '/')")
+    }
+    guard !name.hasSuffix(".tar") else {
+        let other = name.dropLast(4)
+        throw UsageError(
+            "invalid image name '\(name)' (a name may not end in '.tar': images/\(name) is the tarball of image '\(other)')"
+        )
     }
 }
 
@@ -39,45 +48,87 @@ func commit(_ arguments: [String]) throws -> Int32 {
         throw Failure("no running container to commit (start one with: \(toolName) run -ti busybox sh)")
     }
     let tarball = Paths.images + "/\(name).tar"
-    let unpacked = Paths.images + "/\(name)"
-    if fileExists(tarball) || isDirectory(unpacked) {
-        guard parsed.has("-f") else { throw Failure("image '\(name)' already exists (use -f to replace it)") }
-        // The unpacked copy is some container's read-only lower layer while it runs: replacing it
-        // under a live overlay would change that container's files behind its back.
-        guard try !isLowerLayerInUse(unpacked) else {
-            throw Failure("image '\(name)' is in use by a running container (stop it before replacing it)")
-        }
+    // Refused before the tar, which may take long, and checked again under the lock.
+    try checkImageReplaceable(name, force: parsed.has("-f"))
+    let partial = try writeImage(from: workspace.merged, name: name)
+    do {
+        try replaceImage(name, with: partial, force: parsed.has("-f"))
+    } catch {
+        unlink(partial)
+        throw error
     }
-    try writeImage(from: workspace.merged, to: tarball)
-    // The next run unpacks the new tarball afresh.
-    try removeTree(unpacked)
     printOutput(tarball + "\n")
     return 0
 }
 
-/// Tars `root` into a temporary file and renames it into place: a failed or interrupted commit never
-/// leaves a truncated image that `run` would try to unpack.
-func writeImage(from root: String, to tarball: String) throws {
-    // A commit that was killed leaves its partial file, named with its PID: remove those whose
-    // commit is gone.
-    let prefix = String(tarball.split(separator: "/").last ?? "") + ".partial."
-    for entry in try listDirectory(Paths.images) where entry.hasPrefix(prefix) {
-        if let pid = Int32(entry.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH {
-            unlink(Paths.images + "/" + entry)
-        }
-    }
-    let partial = tarball + ".partial.\(getpid())"
+/// A name that is taken needs -f, and an image that is some container's read-only lower layer
+/// is never replaced: that would change the container's files behind its back.
+func checkImageReplaceable(_ name: String, force: Bool) throws {
+    let unpacked = Paths.images + "/\(name)"
+    guard fileExists(Paths.images + "/\(name).tar") || isDirectory(unpacked) else { return }
+    guard force else { throw Failure("image '\(name)' already exists (use -f to replace it)") }
+    guard try !isLowerLayerInUse(unpacked) else { throw imageInUse(name) }
+}
+
+func imageInUse(_ name: String) -> Failure {
+    Failure("image '\(name)' is in use by a running container (stop it before replacing it)")
+}
+
+/// Tars `root` into a hidden temporary file, `.NAME.tar.partial.PID`, and returns its path: a failed
+/// or interrupted commit never leaves a truncated image that `run` would try to unpack.
+func writeImage(from root: String, name: String) throws -> String {
+    try makeDirectories(Paths.images)
+    removeLeftovers(of: name)
+    let partial = Paths.images + "/.\(name).tar.partial.\(getpid())"
     do {
         try runProgram(["tar", "--numeric-owner", "-cf", partial, "-C", root, "."], stage: "tar \(root)")
     } catch {
         unlink(partial)
         throw error
     }
-    guard rename(partial, tarball) == 0 else {
-        let error = SyscallError("rename \(partial) to \(tarball)")
-        unlink(partial)
-        throw error
+    return partial
+}
+
+/// Puts the new tarball in place of image `name`, under an exclusive lock on the image, so that no
+/// run is between finding the old tree and mounting it. Each step is one rename(2), which is
+/// atomic: a commit killed at any point leaves the old image or the new one, never a mix. The old
+/// tree is moved aside first, to a hidden name, and only then deleted; deleting it in place
+/// would leave a half-deleted tree that the next run trusts as its lower layer.
+func replaceImage(_ name: String, with partial: String, force: Bool) throws {
+    let tarball = Paths.images + "/\(name).tar"
+    let unpacked = Paths.images + "/\(name)"
+    let trash = Paths.images + "/.\(name).removing.\(getpid())"
+    let lock = try lockImageForReplacement(name)
+    trace("image-locked")
+    do {
+        defer { close(lock) }
+        try checkImageReplaceable(name, force: force)
+        try? removeTree(trash)
+        guard rename(unpacked, trash) == 0 || errno == ENOENT else {
+            throw SyscallError("rename \(unpacked) to \(trash)")
+        }
+        trace("image-old-moved")
+        guard rename(partial, tarball) == 0 else { throw SyscallError("rename \(partial) to \(tarball)") }
+        trace("image-new-placed")
     }
+    // Outside the lock: the old tree is no image any more. If this fails or is killed, the next
+    // run, commit or import of this image removes what is left (removeLeftovers).
+    try? removeTree(trash)
+}
+
+/// The exclusive side of lockImage (Rootfs.swift). It does not wait: a run holds its shared lock
+/// as long as its runtime lives, and that container is using the image.
+func lockImageForReplacement(_ name: String) throws -> Int32 {
+    let path = Paths.images + "/.\(name).lock"
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw SyscallError("open \(path)") }
+    guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        let error = errno
+        close(fd)
+        if error == EWOULDBLOCK { throw imageInUse(name) }
+        throw SyscallError("flock \(path)", errno: error)
+    }
+    return fd
 }
 
 /// Is the workspace's lock held, that is, is a `run` using it right now?

@@ -29,24 +29,16 @@ struct Workspace {
 func unpackImage(_ name: String) throws -> String {
     let tarball = Paths.images + "/\(name).tar"
     let directory = Paths.images + "/\(name)"
+    guard isDirectory(directory) || fileExists(tarball) else { throw imageNotFound(name) }
+    // Held until this runtime exits, so never closed: commit -f and import-image.sh cannot swap the
+    // image between our finding it here and our overlay using it (after that, mountinfo shows it).
+    _ = try lockImage(name)
+    removeLeftovers(of: name)
     if isDirectory(directory) { return directory }
-    guard fileExists(tarball) else {
-        let hint =
-            name == "busybox"
-            ? "build it: sudo rootfs-tools/build-busybox-image.sh"
-            : "import a tarball with: sudo rootfs-tools/import-image.sh \(name) FILE.tar"
-        throw Failure("rootfs image '\(name)' not found under \(Paths.images) (\(hint))")
-    }
+    guard fileExists(tarball) else { throw imageNotFound(name) }
     // Unpack beside the final name and rename into place: a run that is killed halfway leaves a
-    // temporary directory, never a half-filled image that later runs would trust. Such leftovers
-    // carry the PID of their run; those whose run is gone are removed here.
-    let prefix = ".\(name).unpacking."
-    for entry in try listDirectory(Paths.images) where entry.hasPrefix(prefix) {
-        if let pid = Int32(entry.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH {
-            try? removeTree(Paths.images + "/" + entry)
-        }
-    }
-    let partial = Paths.images + "/\(prefix)\(getpid())"
+    // temporary directory, never a half-filled image that later runs would trust.
+    let partial = Paths.images + "/.\(name).unpacking.\(getpid())"
     try? removeTree(partial)
     try makeDirectories(partial)
     do {
@@ -61,6 +53,44 @@ func unpackImage(_ name: String) throws -> String {
         guard isDirectory(directory) else { throw SyscallError("rename \(partial) to \(directory)") }
     }
     return directory
+}
+
+func imageNotFound(_ name: String) -> Failure {
+    let hint =
+        name == "busybox"
+        ? "build it: sudo rootfs-tools/build-busybox-image.sh"
+        : "import a tarball with: sudo rootfs-tools/import-image.sh \(name) FILE.tar"
+    return Failure("rootfs image '\(name)' not found under \(Paths.images) (\(hint))")
+}
+
+/// Takes a shared flock(2) on `images/.NAME.lock`; whoever replaces the image takes it exclusively.
+/// The kernel drops a lock when its holder dies, however it dies, so a killed run never leaves
+/// the image locked. The returned fd holds the lock.
+func lockImage(_ name: String) throws -> Int32 {
+    let path = Paths.images + "/.\(name).lock"
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw SyscallError("open \(path)") }
+    guard flock(fd, LOCK_SH) == 0 else {
+        let error = SyscallError("flock \(path)")
+        close(fd)
+        throw error
+    }
+    return fd
+}
+
+/// What runs, commits and imports that were killed left of image `name`, by the names they give
+/// their temporary files: `.NAME.unpacking.PID`, `.NAME.tar.partial.PID` and `.NAME.removing.PID`
+/// (an old tree moved aside to be deleted). Every such name starts with `.`, which no image name
+/// may, so none can be another image's files. Those whose process is gone are removed.
+func removeLeftovers(of name: String) {
+    let prefixes = ["unpacking", "tar.partial", "removing"].map { ".\(name).\($0)." }
+    for entry in (try? listDirectory(Paths.images)) ?? [] {
+        for prefix in prefixes where entry.hasPrefix(prefix) {
+            if let pid = Int32(entry.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH {
+                try? removeTree(Paths.images + "/" + entry)
+            }
+        }
+    }
 }
 
 // MARK: the writable layer (runtime side)

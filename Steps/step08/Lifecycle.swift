@@ -34,31 +34,37 @@ func ps(_ arguments: [String]) throws -> Int32 {
     guard parsed.positionals.isEmpty else { throw UsageError("ps takes no arguments") }
     try requireRoot()
     try Paths.validateRoot()
+    var records: [ContainerRecord] = []
+    var unreadable: [(name: String, reason: String)] = []
+    for name in try containerNames() {
+        do {
+            records.append(try readRecord(name))
+        } catch {
+            unreadable.append((name, "\(error)"))
+        }
+    }
     var rows = [["ID", "NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"]]
-    for record in try allRecords() {
+    for record in records.sorted(by: { $0.created < $1.created }) {
         let running = isRunning(record)
         guard running || parsed.has("-a") else { continue }
         let status = running ? "running" : record.pid == 0 ? "created" : "exited"
-        var command = record.command.joined(separator: " ")
+        var command = escapeControlCharacters(record.command.joined(separator: " "))
         if command.count > 30 { command = String(command.prefix(27)) + "..." }
-        rows.append([
-            record.id, record.name, record.image, command, record.created, status,
-            running ? String(record.pid) : "-",
-        ])
+        rows.append(
+            [record.id, record.name, record.image].map(escapeControlCharacters) + [
+                command, escapeControlCharacters(record.created), status, running ? String(record.pid) : "-",
+            ])
+    }
+    // A container whose record this step cannot read is listed too, also without -a: it may be
+    // running, and one that ps hides is one nobody thinks of stopping. Its STATUS is unknown
+    // (this step does not guess from a record it cannot read), and stderr says why and what to do.
+    for (name, _) in unreadable {
+        rows.append(
+            [recordedID(name) ?? "-", name].map(escapeControlCharacters) + ["-", "-", "-", "unknown", "-"])
     }
     printOutput(formatTable(rows))
+    for (_, reason) in unreadable { printError(escapeControlCharacters(reason)) }
     return 0
-}
-
-/// Columns padded to their widest cell, three spaces apart, like docker's tables.
-func formatTable(_ rows: [[String]]) -> String {
-    let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-    return rows.map { row in
-        row.enumerated().map { column, cell in
-            column == row.count - 1
-                ? cell : cell + String(repeating: " ", count: widths[column] - cell.count + 3)
-        }.joined()
-    }.joined(separator: "\n") + "\n"
 }
 
 /// `logs CONTAINER`: the file the detached container's stdout and stderr were pointed at.
@@ -77,20 +83,23 @@ func stop(_ arguments: [String]) throws -> Int32 {
     let (parsed, nameOrID) = try containerArgument(stopSpec, arguments)
     var timeout = 10
     if let text = parsed.value("-t") {
-        guard let seconds = Int(text), seconds >= 0 else {
-            throw UsageError("invalid stop timeout '\(text)' (whole seconds, 0 or more)")
+        guard let seconds: Int = decimal(Substring(text)) else {
+            throw UsageError("invalid stop timeout \(quotedValue(text)) (whole seconds, 0 or more)")
         }
         timeout = seconds
     }
-    var record = try findContainer(nameOrID)
-    try stopContainer(record, timeout: timeout)
-    // A foreground container's runtime is removing it right now; only a detached one keeps its
-    // record, to be shown as exited until `rm`.
-    if record.detached {
-        record.status = "exited"
-        try writeRecord(record)
+    let name = try withLockedContainer(nameOrID) { record in
+        try stopContainer(record, timeout: timeout)
+        // A foreground container's runtime removes it once we let go of the lock; only a
+        // detached one keeps its record, to be shown as exited until `rm`.
+        if record.detached {
+            var exited = record
+            exited.status = "exited"
+            try writeRecord(exited)
+        }
+        return record.name
     }
-    printOutput(record.name + "\n")
+    printOutput(name + "\n")
     return 0
 }
 
@@ -123,46 +132,55 @@ func waitForExit(_ record: ContainerRecord, seconds: Double) -> Bool {
     return !isRunning(record)
 }
 
-/// CLOCK_MONOTONIC: a deadline that neither a clock change nor whole-second rounding can move.
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
-
 /// `rm [-f] CONTAINER`.
 func rm(_ arguments: [String]) throws -> Int32 {
     let (parsed, nameOrID) = try containerArgument(rmSpec, arguments)
-    let record: ContainerRecord
-    do {
-        record = try findContainer(nameOrID)
-    } catch {
-        // A runtime killed halfway through `run` can leave a directory without a record: rm -f
-        // still cleans that up, by name.
-        guard parsed.has("-f"), (try? validateContainerName(nameOrID)) != nil,
-            isDirectory(containerDirectory(nameOrID)) || isDirectory(Layer(name: nameOrID).directory)
-        else { throw error }
-        try removeContainer(nameOrID)
+    if parsed.has("-f") && isRecordless(nameOrID) {
+        try removeRecordless(nameOrID)
         printOutput(nameOrID + "\n")
         return 0
     }
-    if isRunning(record) {
-        guard parsed.has("-f") else {
-            throw Failure("container '\(record.name)' is running (stop it first, or use rm -f)")
+    // A record this step cannot read is never removed: it may describe a process that still runs,
+    // and the cgroup and layer it names would be left behind.
+    let name = try withLockedContainer(nameOrID) { record in
+        if isRunning(record) {
+            guard parsed.has("-f") else {
+                throw Failure("container '\(record.name)' is running (stop it first, or use rm -f)")
+            }
+            try stopContainer(record, timeout: 0)
         }
-        try stopContainer(record, timeout: 0)
+        try removeContainer(record.name, id: record.id)
+        return record.name
     }
-    try removeContainer(record.name)
-    printOutput(record.name + "\n")
+    printOutput(name + "\n")
     return 0
+}
+
+/// A runtime killed between its mkdir and its first record leaves a directory without any record
+/// (and nothing else: the record is written before anything else is made). rm -f cleans that up,
+/// by name.
+func isRecordless(_ name: String) -> Bool {
+    (try? validateContainerName(name)) != nil && !fileExists(recordPath(name))
+        && (isDirectory(containerDirectory(name)) || isDirectory(Layer(name: name).directory))
+}
+
+func removeRecordless(_ name: String) throws {
+    let lock = try lockContainer(name)
+    defer { lock?.unlock() }
+    // A run that claims a name writes its record before it lets go of the lock.
+    guard !fileExists(recordPath(name)) else {
+        throw Failure("container '\(name)' was being created (run rm again)")
+    }
+    try removeContainer(name, id: nil)
 }
 
 /// Removes what a container had, the record last: if anything fails on the way, the record is
 /// still there and `rm` can be run again. Also used by `run` to undo a start that failed halfway.
-func removeContainer(_ name: String) throws {
+/// The caller holds the container's lock.
+func removeContainer(_ name: String, id: String?) throws {
     // The record is written before the cgroup is made: no record, no cgroup.
-    if let record = try? readRecord(name) {
-        let cgroup = try Cgroup.existing(id: record.id)
+    if let id {
+        let cgroup = try Cgroup.existing(id: id)
         // Normally empty by now; after a runtime was killed mid-start it may still hold the
         // container's processes, and a cgroup with processes in it cannot be removed.
         cgroup.killProcesses()

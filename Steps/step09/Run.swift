@@ -71,20 +71,26 @@ func run(_ arguments: [String]) throws -> Int32 {
     try Paths.validateRoot()
     let lower = try unpackImage(options.image)
     trace("image")
-    let id = newContainerID()
-    let name = options.name ?? id
-    try reserveName(name)
+    // One run at a time checks and claims a name, until its record is on disk for the next to see.
+    let names = try lockNames()
+    defer { names.unlock() }
+    let (id, name) = try chooseIDAndName(options.name)
+    // The container's own lock, held until the record names its PID: a `stop` or `rm` meanwhile
+    // waits, instead of finding no process and writing back a record that has none.
+    let lock = try reserveName(name)
+    defer { lock.unlock() }
     // From here on a failure undoes the whole container: cgroup, layer, record directory.
     do {
         // The record comes first, as `created`: it names the cgroup (by the container's ID, so
         // two MYDOCKER_ROOTs with a container called `web` never share one), and a runtime
         // killed halfway leaves enough behind for `rm -f` to find everything.
         var record = ContainerRecord(
-            id: id, name: name, pid: 0, pidStartTime: 0, command: options.command, created: timestamp(),
-            status: "created", image: options.image,
+            step: toolName, id: id, name: name, pid: 0, pidStartTime: 0, command: options.command,
+            created: timestamp(), status: "created", image: options.image,
             volumes: options.volumes.map { "\($0.source):\($0.target)" },
             detached: options.detach)
         try writeRecord(record)
+        names.unlock()
         try createVolumeSources(options.volumes)
         let layer = try mountLayer(for: name, lower: lower)
         trace("overlay")
@@ -100,21 +106,29 @@ func run(_ arguments: [String]) throws -> Int32 {
         record.status = "running"
         try writeRecord(record)
         trace("record")
+        lock.unlock()
         if options.detach {
             printOutput(id + "\n")
             return 0
         }
         let code = waitForContainer(pid, terminalOwner: terminalOwner)
         trace("exited")
-        // Gone: undo what this run made, newest first (removeContainer without its search for
-        // leftovers, which only a broken run needs).
+        // Gone: undo what this run made, newest first, under the lock again and only while the
+        // record is still this run's: a `stop` or `rm -f` may have removed it meanwhile, and a
+        // new container may have taken the name.
         cgroup.remove()
-        removeLayer(layer)
-        try removeTree(containerDirectory(name))
+        if let again = try lockContainer(name) {
+            defer { again.unlock() }
+            if recordedID(name) == id {
+                removeLayer(layer)
+                try removeTree(containerDirectory(name))
+            }
+        }
         trace("cleanup")
         return code
     } catch {
-        try? removeContainer(name)
+        // Only while the lock is ours: once it is released, the container is for rm to remove.
+        if lock.isHeld { try? removeContainer(name, id: id) }
         throw error
     }
 }
@@ -219,16 +233,6 @@ func installSignalForwarding() {
 
 let forwardedSignals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
 
-/// Blocks exactly `signals`. Unlike dispositions, the mask is inherited across clone and execve
-/// as it is, and whoever started us (a Dispatch thread, a supervisor) may have blocked some:
-/// setting the whole mask also clears those, for us and for the container.
-func setSignalMask(blocking signals: [Int32]) {
-    var set = sigset_t()
-    sigemptyset(&set)
-    for signal in signals { sigaddset(&set, signal) }
-    sigprocmask(SIG_SETMASK, &set, nil)
-}
-
 /// Waits for the container's PID 1 and turns its wait status into a shell-style exit code.
 func waitForContainer(_ pid: pid_t, terminalOwner: pid_t) -> Int32 {
     // Wait without reaping first (WNOWAIT): until it is reaped, the dead container keeps its PID as
@@ -250,10 +254,4 @@ func reclaimTerminal(_ group: pid_t) {
     let previous = signal(SIGTTOU, SIG_IGN)
     tcsetpgrp(STDIN_FILENO, group)
     signal(SIGTTOU, previous)
-}
-
-/// 0-255 from exit(), or 128+N for death by signal N, as shells and docker report it.
-func exitCode(fromWaitStatus status: Int32) -> Int32 {
-    let signal = status & 0x7f
-    return signal == 0 ? (status >> 8) & 0xff : 128 + signal
 }

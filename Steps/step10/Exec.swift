@@ -1,12 +1,13 @@
 import CContainerSupport
 import ContainerSupport
 import Glibc
+import step10nsenter
 
 // `exec` runs one more process inside a running container: in its ipc, uts, net, pid and mount
 // namespaces (so it sees the container's hostname, processes and files) and in its cgroup (so the
 // container's limits cover it too). The namespaces are joined by setns(2) in the C constructor in
-// CContainerSupport/exec.c, because setns into a mount namespace needs a single-threaded process;
-// this file prepares everything the constructor needs and re-executes the binary to wake it.
+// nsenter/nsenter.c, because setns into a mount namespace needs a single-threaded process; this
+// file prepares everything the constructor needs and re-executes the binary to wake it.
 
 let execSpec = CommandSpec(
     name: "exec",
@@ -34,7 +35,13 @@ func exec(_ arguments: [String]) throws -> Int32 {
     try requireRoot()
     try Paths.validateRoot()
     let record = try findContainer(parsed.positionals[0])
-    guard isRunning(record) else { throw Failure("container '\(record.name)' is not running") }
+    // Hold the process first, check it second: a pidfd names one process for as long as it is
+    // open, so once the start time matches, the pidfd is the container's PID 1 and stays so, even if
+    // the container dies and its number goes to someone else before the constructor joins it.
+    let process = cs_pidfd_open(record.pid)
+    guard process >= 0 && isRunning(record) else {
+        throw Failure("container '\(record.name)' is not running")
+    }
     let command = Array(parsed.positionals.dropFirst())
     let environment = mergeEnvironment(try containerEnvironment(pid: record.pid), overrides)
 
@@ -42,7 +49,7 @@ func exec(_ arguments: [String]) throws -> Int32 {
     // inherited across the exec below and by the command the constructor forks.
     try Cgroup.existing(id: record.id).add(pid: getpid())
     if !parsed.has("-i") && !tty { try redirectStdinToDevNull() }
-    try reexecIntoContainer(pid: record.pid, command: command, environment: environment, tty: tty)
+    try reexecIntoContainer(pidfd: process, command: command, environment: environment, tty: tty)
 }
 
 func redirectStdinToDevNull() throws {
@@ -52,13 +59,49 @@ func redirectStdinToDevNull() throws {
     guard dup2(devNull, STDIN_FILENO) >= 0 else { throw SyscallError("dup2 /dev/null to stdin") }
 }
 
-/// Becomes `/proc/self/exe CMD [ARG...]` with the container's environment plus the constructor's
-/// trigger. In the new process image the constructor runs before main, removes the trigger, joins
-/// the container and never returns; the command inherits the rest of the environment.
-func reexecIntoContainer(pid: Int32, command: [String], environment: [String], tty: Bool) throws -> Never {
-    let trigger = ["\(CS_EXEC_PID_ENV)=\(pid)"] + (tty ? ["\(CS_EXEC_TTY_ENV)=1"] : [])
-    let argv = CStringArray([toolName] + command)
-    let envp = CStringArray(environment + trigger)
-    execve("/proc/self/exe", argv.argv, envp.argv)
+/// Becomes `/proc/self/exe __nsenter tty|notty CMD [ARG...]` with the pidfd at descriptor 3, the
+/// command's environment in a memfd at 4, and an empty environment: what the host's loader and the
+/// constructor read is all the runtime's, none of it the user's or the container's. In the new
+/// process image the constructor runs before main, joins the container and never returns.
+func reexecIntoContainer(pidfd: Int32, command: [String], environment: [String], tty: Bool) throws -> Never {
+    let environmentFile = try writeEnvironmentFile(environment)
+    try placeDescriptors([pidfd, environmentFile], from: NSENTER_PIDFD)
+    let argv = CStringArray([toolName, NSENTER_MARKER, tty ? NSENTER_TTY : NSENTER_NO_TTY] + command)
+    let noEnvironment = CStringArray([])
+    trace("nsenter")
+    execve("/proc/self/exe", argv.argv, noEnvironment.argv)
     throw SyscallError("exec /proc/self/exe")
+}
+
+/// KEY=VALUE entries, each ended by a NUL, in a memfd: it has no path anyone else could open, and
+/// unlike a pipe it takes any size without a reader on the other end.
+func writeEnvironmentFile(_ environment: [String]) throws -> Int32 {
+    let fd = cs_memfd_create("environment")
+    guard fd >= 0 else { throw SyscallError("memfd_create") }
+    var bytes = environment.reduce(into: [UInt8]()) { bytes, entry in
+        bytes += entry.utf8
+        bytes.append(0)
+    }
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 && errno == EINTR { continue }
+        guard n >= 0 else { throw SyscallError("write the environment to its memfd") }
+        offset += n
+    }
+    return fd
+}
+
+/// Puts `descriptors` at `first`, `first + 1`, ..., open across execve (dup2 clears close-on-exec
+/// on its copy). Each goes above 10 first, so that no copy lands on itself or on another of them.
+func placeDescriptors(_ descriptors: [Int32], from first: Int32) throws {
+    let high = try descriptors.map { fd in
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 10)
+        guard copy >= 0 else { throw SyscallError("fcntl F_DUPFD_CLOEXEC") }
+        return copy
+    }
+    for (offset, fd) in high.enumerated() {
+        let target = first + Int32(offset)
+        guard dup2(fd, target) >= 0 else { throw SyscallError("dup2 to \(target)") }
+    }
 }

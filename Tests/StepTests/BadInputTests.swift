@@ -8,7 +8,7 @@ extension Steps {
     /// record, layer or partial image under MYDOCKER_ROOT, and (the sandbox's residue check) no
     /// mount, cgroup or process on the machine. A container that existed before the mistake is
     /// still in the state it was in.
-    @Suite("Reliability: bad input", .timeLimit(.minutes(3)))
+    @Suite("Reliability: bad input", .timeLimit(.minutes(5)))
     struct ReliabilityBadInputTests {
         /// What exists before the command runs. `{name}` in a case's arguments and message is the
         /// container the setup made; `{root}` is the MYDOCKER_ROOT the command gets; `{scratch}`
@@ -60,6 +60,19 @@ extension Steps {
             var cpu = 0
             while online.contains(cpu) { cpu += 1 }
             return cpu
+        }()
+
+        /// A CPU past the highest online one (5 on a 2-CPU machine), and a range that starts past it
+        /// (3-4 there): lists the old range check turned into a backwards range and a trap.
+        static let pastOnlineCPU = highestOnlineCPU + 4
+        static let pastOnlineRange = "\(highestOnlineCPU + 2)-\(highestOnlineCPU + 3)"
+        static let highestOnlineCPU: Int = {
+            let text =
+                (try? String(contentsOfFile: "/sys/devices/system/cpu/online", encoding: .utf8)) ?? "0"
+            let numbers = text.split(whereSeparator: { $0 == "," || $0 == "-" || $0 == "\n" }).compactMap {
+                Int($0)
+            }
+            return numbers.max() ?? 0
         }()
 
         @Test(
@@ -129,6 +142,183 @@ extension Steps {
                     fragment:
                         "step04: CPU \(ReliabilityBadInputTests.firstOfflineCPU) in '0-\(ReliabilityBadInputTests.firstOfflineCPU + 20)' is not online"
                 ),
+                // a CPU past the online ones: the range check built a backwards range and trapped
+                Case(
+                    step: "step03",
+                    arguments: ["run", "-cpuset", "\(ReliabilityBadInputTests.pastOnlineCPU)", "true"],
+                    code: 125,
+                    fragment:
+                        "step03: CPU \(ReliabilityBadInputTests.pastOnlineCPU) in '\(ReliabilityBadInputTests.pastOnlineCPU)' is not online"
+                ),
+                // a range that starts past the online CPUs
+                Case(
+                    step: "step04",
+                    arguments: ["run", "-cpuset", ReliabilityBadInputTests.pastOnlineRange, "true"],
+                    code: 125,
+                    fragment:
+                        "step04: CPU \(ReliabilityBadInputTests.highestOnlineCPU + 2) in '\(ReliabilityBadInputTests.pastOnlineRange)' is not online"
+                ),
+                // the largest Int as a CPU
+                Case(
+                    step: "step05", arguments: ["run", "-cpuset", "9223372036854775807", "true"], code: 125,
+                    fragment: "step05: CPU 9223372036854775807 in '9223372036854775807' is not online"),
+                // a good CPU, then one past the online ones
+                Case(
+                    step: "step06",
+                    arguments: ["run", "-cpuset", "0,\(ReliabilityBadInputTests.pastOnlineCPU)", "true"],
+                    code: 125,
+                    fragment: "step06: CPU \(ReliabilityBadInputTests.pastOnlineCPU) in '0,"),
+                // a one-CPU range at the largest Int
+                Case(
+                    step: "step07",
+                    arguments: [
+                        "run", "-cpuset", "9223372036854775807-9223372036854775807", "busybox", "true",
+                    ],
+                    code: 125,
+                    fragment: "step07: CPU 9223372036854775807 in '9223372036854775807-9223372036854775807'"),
+                // the same trap in the steps that name containers
+                Case(
+                    step: "step08",
+                    arguments: [
+                        "run", "-cpuset", "\(ReliabilityBadInputTests.pastOnlineCPU)", "busybox", "true",
+                    ],
+                    code: 125,
+                    fragment: "step08: CPU \(ReliabilityBadInputTests.pastOnlineCPU) in"),
+                Case(
+                    step: "step09",
+                    arguments: [
+                        "run", "-cpuset", ReliabilityBadInputTests.pastOnlineRange, "busybox", "true",
+                    ],
+                    code: 125,
+                    fragment: "step09: CPU \(ReliabilityBadInputTests.highestOnlineCPU + 2) in"),
+                Case(
+                    step: "step10", arguments: ["run", "-cpuset", "9223372036854775807", "busybox", "true"],
+                    code: 125,
+                    fragment: "step10: CPU 9223372036854775807 in '9223372036854775807' is not online"),
+                // a CPU number beyond 64 bits
+                Case(
+                    step: "step10", arguments: ["run", "-cpuset", "99999999999999999999", "busybox", "true"],
+                    code: 125,
+                    fragment: "step10: invalid CPU list '99999999999999999999' (use e.g. 0, 0-1 or 0,2)"),
+                // a sign, which Swift's Int() accepts and the kernel's cpuset parser refuses
+                Case(
+                    step: "step04", arguments: ["run", "-cpuset", "+0", "true"], code: 125,
+                    fragment: "step04: invalid CPU list '+0' (use e.g. 0, 0-1 or 0,2)"),
+                // a sign inside a range
+                Case(
+                    step: "step04", arguments: ["run", "-cpuset", "0-+1", "true"], code: 125,
+                    fragment: "step04: invalid CPU list '0-+1'"),
+                // an empty CPU list
+                Case(
+                    step: "step03", arguments: ["run", "-cpuset", "", "true"], code: 125,
+                    fragment: "step03: invalid CPU list '' (use e.g. 0, 0-1 or 0,2)"),
+                // leading whitespace
+                Case(
+                    step: "step03", arguments: ["run", "-cpuset", " 0", "true"], code: 125,
+                    fragment: "step03: invalid CPU list ' 0'"),
+                // a newline: still one line, the newline shown escaped
+                Case(
+                    step: "step05", arguments: ["run", "-cpuset", "0\n", "true"], code: 125,
+                    fragment: "step05: invalid CPU list '0\\n' (use e.g. 0, 0-1 or 0,2)"),
+                // a digit that is not ASCII (Arabic-Indic zero)
+                Case(
+                    step: "step06", arguments: ["run", "-cpuset", "\u{0660}", "true"], code: 125,
+                    fragment: "step06: invalid CPU list '\u{0660}'"),
+                // a double dash
+                Case(
+                    step: "step07", arguments: ["run", "-cpuset", "0--1", "busybox", "true"], code: 125,
+                    fragment: "step07: invalid CPU list '0--1'"),
+                // a size past 64 bits
+                Case(
+                    step: "step03", arguments: ["run", "-m", "99999999999999999999g", "true"], code: 125,
+                    fragment: "step03: invalid memory size '99999999999999999999g'"),
+                // scientific notation
+                Case(
+                    step: "step03", arguments: ["run", "-m", "1e3m", "true"], code: 125,
+                    fragment: "step03: invalid memory size '1e3m'"),
+                // one byte below the floor
+                Case(
+                    step: "step03", arguments: ["run", "-m", "6291455", "true"], code: 125,
+                    fragment: "step03: memory size '6291455' is too small (minimum 6m)"),
+                // a negative size with a unit
+                Case(
+                    step: "step04", arguments: ["run", "-m", "-1m", "true"], code: 125,
+                    fragment: "step04: invalid memory size '-1m'"),
+                // an empty size
+                Case(
+                    step: "step04", arguments: ["run", "-m", "", "true"], code: 125,
+                    fragment: "step04: invalid memory size '' (use a number with b, k, m or g, e.g. 100m)"),
+                // a plus sign: UInt64() accepted it
+                Case(
+                    step: "step05", arguments: ["run", "-m", "+100m", "true"], code: 125,
+                    fragment: "step05: invalid memory size '+100m'"),
+                // trailing whitespace
+                Case(
+                    step: "step06", arguments: ["run", "-m", "100m ", "true"], code: 125,
+                    fragment: "step06: invalid memory size '100m '"),
+                // one past the largest 64-bit number of bytes
+                Case(
+                    step: "step07", arguments: ["run", "-m", "18446744073709551616", "busybox", "true"],
+                    code: 125,
+                    fragment: "step07: invalid memory size '18446744073709551616'"),
+                // a newline after the size
+                Case(
+                    step: "step08", arguments: ["run", "-m", "100m\n", "busybox", "true"], code: 125,
+                    fragment: "step08: invalid memory size '100m\\n'"),
+                // an escape sequence is shown, not sent to the terminal
+                Case(
+                    step: "step08", arguments: ["run", "-m", "\u{1B}[31m100m", "busybox", "true"], code: 125,
+                    fragment: "step08: invalid memory size '\\x1b[31m100m'"),
+                // the Kelvin sign, which lowercased() turned into the unit k
+                Case(
+                    step: "step09", arguments: ["run", "-m", "10000\u{212A}", "busybox", "true"], code: 125,
+                    fragment: "step09: invalid memory size '10000\u{212A}'"),
+                // a fraction
+                Case(
+                    step: "step10", arguments: ["run", "-m", "1.5g", "busybox", "true"], code: 125,
+                    fragment: "step10: invalid memory size '1.5g'"),
+                // a fullwidth digit
+                Case(
+                    step: "step10", arguments: ["run", "-m", "\u{FF16}m", "busybox", "true"], code: 125,
+                    fragment: "step10: invalid memory size '\u{FF16}m'"),
+                // shares with a plus sign
+                Case(
+                    step: "step03", arguments: ["run", "-cpushare", "+512", "true"], code: 125,
+                    fragment:
+                        "step03: invalid cpu shares '+512' (use a number from 2 to 262144, default 1024)"),
+                // empty shares
+                Case(
+                    step: "step04", arguments: ["run", "-cpushare", "", "true"], code: 125,
+                    fragment: "step04: invalid cpu shares ''"),
+                // shares past 64 bits
+                Case(
+                    step: "step05", arguments: ["run", "-cpushare", "18446744073709551616", "true"],
+                    code: 125,
+                    fragment: "step05: invalid cpu shares '18446744073709551616'"),
+                // one above the kernel's maximum
+                Case(
+                    step: "step06", arguments: ["run", "-cpushare", "262145", "true"], code: 125,
+                    fragment: "step06: invalid cpu shares '262145'"),
+                // a carriage return and a newline
+                Case(
+                    step: "step10", arguments: ["run", "-cpushare", "512\r\n", "busybox", "true"], code: 125,
+                    fragment: "step10: invalid cpu shares '512\\r\\n'"),
+                // a container path longer than NAME_MAX: the kernel's error, one line
+                Case(
+                    step: "step06",
+                    arguments: ["run", "-v", "{scratch}/vol:/" + String(repeating: "a", count: 300), "true"],
+                    code: 125,
+                    fragment: "File name too long (ENAMETOOLONG)"),
+                // a host path longer than PATH_MAX
+                Case(
+                    step: "step10",
+                    arguments: [
+                        "run", "-v", "{scratch}/" + String(repeating: "a/", count: 2100) + ":/data",
+                        "busybox",
+                        "true",
+                    ],
+                    code: 125,
+                    fragment: "File name too long (ENAMETOOLONG)"),
                 // -v is step06's
                 Case(
                     step: "step04", arguments: ["run", "-v", "/a:/b", "true"], code: 125,
@@ -272,6 +462,22 @@ extension Steps {
                 Case(
                     step: "step08", arguments: ["stop", "-t", "-1", "{name}"], setup: .running, code: 125,
                     fragment: "step08: invalid stop timeout '-1'"),
+                // an empty stop timeout
+                Case(
+                    step: "step08", arguments: ["stop", "-t", "", "t-missing"], code: 125,
+                    fragment: "step08: invalid stop timeout '' (whole seconds, 0 or more)"),
+                // a stop timeout past 64 bits
+                Case(
+                    step: "step09", arguments: ["stop", "-t", "99999999999999999999", "t-missing"], code: 125,
+                    fragment: "step09: invalid stop timeout '99999999999999999999'"),
+                // a fractional stop timeout
+                Case(
+                    step: "step10", arguments: ["stop", "-t", "1.5", "t-missing"], code: 125,
+                    fragment: "step10: invalid stop timeout '1.5'"),
+                // a stop timeout with whitespace
+                Case(
+                    step: "step10", arguments: ["stop", "-t", " 5", "t-missing"], code: 125,
+                    fragment: "step10: invalid stop timeout ' 5'"),
                 // -t as the last word
                 Case(
                     step: "step08", arguments: ["stop", "-t"], code: 125,
@@ -381,7 +587,7 @@ extension Steps {
                 // MYDOCKER_ROOT is a file: the message names the path
                 Case(
                     step: "step10", arguments: ["run", "-d", "busybox", "true"], setup: .fileRoot, code: 125,
-                    fragment: "step10: rootfs image 'busybox' not found under {root}/images"),
+                    fragment: "step10: MYDOCKER_ROOT '{root}' is not a directory"),
                 // MYDOCKER_ROOT does not exist: nothing is created there
                 Case(
                     step: "step10", arguments: ["run", "busybox", "true"], setup: .missingRoot, code: 125,
@@ -454,7 +660,10 @@ extension Steps {
 
                 #expect(!r.timedOut, "the runtime hung and was killed after 15 s\n\(r)")
                 #expect(r.exitCode == bad.code, "Expected exit \(bad.code)\n\(r)")
-                #expect(r.stderrLines.count == 1, "Expected exactly one line on stderr\n\(r)")
+                // Counted in bytes: Swift's split on "\n" would keep a "\r\n" inside one line.
+                #expect(
+                    r.stderr.utf8.filter { $0 == 0x0A }.count == 1 && r.stderr.hasSuffix("\n"),
+                    "Expected exactly one line on stderr\n\(r)")
                 #expect(r.stderr.contains(expected), "Expected \(expected.debugDescription) on stderr\n\(r)")
                 #expect(
                     Self.stateEntries(box.root) == before,
@@ -492,7 +701,7 @@ extension Steps {
                 }
             }
             for name in (try? fm.contentsOfDirectory(atPath: root + "/images")) ?? []
-            where name.hasPrefix(".") {
+            where name.hasPrefix(".") && !name.hasSuffix(".lock") {
                 entries.append("images/" + name)
             }
             return entries.sorted()

@@ -8,7 +8,7 @@ extension Steps {
     /// is a tmpfs with six safe character devices, /sys is read-only, and the parts of /proc that
     /// reach the host's kernel are masked with /dev/null or read-only, as docker does. Known gap:
     /// the container keeps every capability, so its root can undo the masks (see the last tests).
-    @Suite("Reliability: no way out of the container", .timeLimit(.minutes(2)))
+    @Suite("Reliability: no way out of the container", .timeLimit(.minutes(5)))
     struct ReliabilityEscapeTests {
         /// The files docker masks with /dev/null, those this kernel has.
         static let maskedFiles = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sysrq-trigger"]

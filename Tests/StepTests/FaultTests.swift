@@ -8,7 +8,7 @@ extension Steps {
     /// there), a container that ignores SIGTERM, a recorded PID that now belongs to somebody else.
     /// Whatever happens, `rm -f` (steps 08+) or the next run (steps 03-07) leaves nothing behind:
     /// the sandbox's residue check (mounts, cgroups, processes) runs after every test.
-    @Suite("Reliability: faults", .timeLimit(.minutes(3)))
+    @Suite("Reliability: faults", .timeLimit(.minutes(10)))
     struct ReliabilityFaultTests {
         @Test(
             "SIGINT and SIGTERM to a foreground runtime reach the container's trap, and everything is cleaned up",
@@ -207,7 +207,7 @@ extension Steps {
                 let images = box.root + "/images"
                 let partials = {
                     ((try? FileManager.default.contentsOfDirectory(atPath: images)) ?? []).filter {
-                        $0.hasPrefix(".")
+                        $0.hasPrefix(".") && !$0.hasSuffix(".lock")
                     }
                 }
                 let halfway = waitUntil {

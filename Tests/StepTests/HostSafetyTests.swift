@@ -49,8 +49,9 @@ extension Steps {
                 let runtime = box.start(
                     Self.runArguments(step, box) + ["sleep", "1"],
                     environment: ["MYDOCKER_TEST_PAUSE_AT": "exited"])
+                // However the test ends, the runtime goes on to its own cleanup.
                 defer {
-                    kill(runtime.pid, SIGKILL)
+                    kill(runtime.pid, SIGCONT)
                     _ = runtime.finish()
                 }
                 var oldPID: pid_t = 0
@@ -212,7 +213,7 @@ private func commandName(of pid: pid_t) -> String? {
 /// Starts `sleep 30` with exactly `pid`, by telling the kernel which PID it handed out last
 /// (/proc/sys/kernel/ns_last_pid); other processes may take the number first, so it retries.
 private func spawnWithPID(_ pid: pid_t) -> Spawned? {
-    for _ in 0..<50 {
+    for _ in 0..<500 {
         try? String(pid - 1).write(toFile: "/proc/sys/kernel/ns_last_pid", atomically: false, encoding: .utf8)
         let candidate = Spawned(["/bin/sleep", "30"])
         if candidate.pid == pid { return candidate }

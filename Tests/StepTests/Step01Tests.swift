@@ -4,7 +4,7 @@ import Testing
 extension Steps {
     /// Step 01 puts a command in a new UTS namespace (unshare(2) + execve(2)). Kernel facts checked:
     /// a UTS namespace has its own hostname; every other namespace is still the host's.
-    @Suite("Step 01: the UTS namespace", .timeLimit(.minutes(1)))
+    @Suite("Step 01: the UTS namespace", .timeLimit(.minutes(5)))
     struct Step01Tests {
         @Test("a hostname set inside does not change the host's", .tags(.concept))
         func hostnameInsideStaysInside() throws {

@@ -6,7 +6,7 @@ extension Steps {
     /// re-executes itself as `init`, which makes `/` private, mounts /proc and execs the command.
     /// Kernel facts checked: the command is PID 1; /proc shows only the container; the host's /proc
     /// and mounts are untouched; exit codes and signal deaths pass through.
-    @Suite("Step 02: run and init in new namespaces", .timeLimit(.minutes(2)))
+    @Suite("Step 02: run and init in new namespaces", .timeLimit(.minutes(5)))
     struct Step02Tests {
         @Test("the command is PID 1 of its own PID namespace; step01 is not", .tags(.concept))
         func commandIsPID1() throws {

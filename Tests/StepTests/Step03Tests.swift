@@ -10,7 +10,7 @@ extension Steps {
     /// the scheduler allows; the memory cgroup's OOM killer kills what goes over the limit and counts
     /// the kill; rmdir removes the cgroup after every kind of exit. Each test checks the v1 files on a
     /// v1 (or hybrid) host and the v2 files on a v2 host, decided at run time by statfs.
-    @Suite("Step 03: cgroups", .timeLimit(.minutes(2)))
+    @Suite("Step 03: cgroups", .timeLimit(.minutes(5)))
     struct Step03Tests {
         @Test(
             "the limit files hold the values asked for, in either spelling of the flags", .tags(.concept),

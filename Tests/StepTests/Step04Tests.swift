@@ -10,7 +10,7 @@ extension Steps {
     /// UTF-8 are a known issue); the container's /proc/1/cmdline is the user's command; fd 3 is not
     /// inherited by the command; a command larger than the pipe buffer (64 KiB) and than init's
     /// 4 KiB reads arrives whole; end-of-file before a complete command runs nothing.
-    @Suite("Step 04: the command over a pipe", .timeLimit(.minutes(1)))
+    @Suite("Step 04: the command over a pipe", .timeLimit(.minutes(5)))
     struct Step04Tests {
         @Test(
             "arguments arrive exactly as given: spaces, quotes, control characters, globs, $VAR, unicode, empty",

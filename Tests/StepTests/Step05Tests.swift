@@ -10,7 +10,7 @@ extension Steps {
     /// overlayfs writes land in the upper layer (a deletion is a 0:0 whiteout) and the lower layer
     /// never changes; a devpts with `newinstance` has its own pty numbers; a read-only mount fails
     /// writes with EROFS. Steps 05-07 share `overlay/default`, held by an flock(2).
-    @Suite("Step 05: a root filesystem", .serialized, .timeLimit(.minutes(1)))
+    @Suite("Step 05: a root filesystem", .serialized, .timeLimit(.minutes(5)))
     struct Step05Tests {
         @Test("ls / is the busybox image's top level, and the shell is busybox", .tags(.concept))
         func rootIsTheImage() throws {

@@ -10,7 +10,7 @@ extension Steps {
     /// container runs); it exists only in the container's mount namespace, so it vanishes with the
     /// container and nothing stays mounted on the host; the host's files outlive the container and
     /// its layer, which is still removed. Steps 05-07 share `overlay/default`.
-    @Suite("Step 06: volumes", .serialized, .timeLimit(.minutes(1)))
+    @Suite("Step 06: volumes", .serialized, .timeLimit(.minutes(5)))
     struct Step06Tests {
         @Test(
             "files written under the container path are on the host after exit; the layer is gone, the host directory stays",

@@ -11,7 +11,7 @@ extension Steps {
     /// contents, which live in the container's own mount namespace); an image that is some running
     /// overlay's lower layer is never replaced; names are file names under images/, so `/`, `..` and
     /// uppercase are refused. Steps 05-07 share `overlay/default`.
-    @Suite("Step 07: images and commit", .serialized, .timeLimit(.minutes(1)))
+    @Suite("Step 07: images and commit", .serialized, .timeLimit(.minutes(5)))
     struct Step07Tests {
         @Test(
             "a file made in a running container is in the committed image; busybox is unchanged",
@@ -37,7 +37,11 @@ extension Steps {
                     r.exitCode == 0 && r.stdout == value + "\n", "Expected \(value) from the new image\n\(r)")
                 let images =
                     (try? FileManager.default.contentsOfDirectory(atPath: box.root + "/images")) ?? []
-                #expect(images.sorted() == ["busybox", "busybox.tar", name, name + ".tar"], "\(images)")
+                #expect(
+                    images.filter { !$0.hasSuffix(".lock") }.sorted() == [
+                        "busybox", "busybox.tar", name, name + ".tar",
+                    ],
+                    "\(images)")
 
                 // The image the container started from: the same bytes, and no /root/f in it.
                 let after = try Data(contentsOf: URL(fileURLWithPath: busybox))
@@ -119,7 +123,7 @@ extension Steps {
                 #expect(r2.stdout == second + "\n", "Expected the replaced image's file\n\(r2)")
                 let leftovers =
                     ((try? FileManager.default.contentsOfDirectory(atPath: box.root + "/images")) ?? [])
-                    .filter { $0.hasPrefix(".") || $0.contains(".partial.") }
+                    .filter { ($0.hasPrefix(".") && !$0.hasSuffix(".lock")) || $0.contains(".partial.") }
                 #expect(leftovers.isEmpty, "temporary files left in images/: \(leftovers)")
 
                 // Nothing runs now: the lock file is there, but nobody holds it.

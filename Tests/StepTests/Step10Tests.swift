@@ -9,7 +9,7 @@ extension Steps {
     /// third argument and nothing else (no host variable gets in); /proc/PID/environ is the block
     /// PID 1 was started with, byte for byte, and does not follow later changes.
     /// Container helpers (startContainer, recordPID, commandLine) are Step09Tests'.
-    @Suite("Step 10: environment variables", .timeLimit(.minutes(1)))
+    @Suite("Step 10: environment variables", .timeLimit(.minutes(5)))
     struct Step10Tests {
         static let defaultPATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -45,17 +45,17 @@ extension Steps {
                 let unset = "MYDOCKER_TEST_UNSET_\(Harness.random(in: 1000...9999))"
                 let r = box.run(
                     [
-                        "run", "-e", "X=a = b  c", "-e", "EMPTY=", "-e", "MYDOCKER_TEST_FROM_HOST", "-e",
+                        "run", "-e", "X=a = b  c", "-e", "EMPTY=", "-e", "STEP10_TEST_FROM_HOST", "-e",
                         unset,
                         "busybox", "env",
                     ],
-                    environment: ["MYDOCKER_TEST_FROM_HOST": hostValue])
+                    environment: ["STEP10_TEST_FROM_HOST": hostValue])
                 let lines = r.stdout.split(separator: "\n").map(String.init)
                 #expect(r.exitCode == 0, "\(r)")
                 // Only the first '=' separates the name; the rest, spaces and all, is the value.
                 #expect(lines.contains("X=a = b  c"), "\(r)")
                 #expect(lines.contains("EMPTY="), "\(r)")
-                #expect(lines.contains("MYDOCKER_TEST_FROM_HOST=\(hostValue)"), "\(r)")
+                #expect(lines.contains("STEP10_TEST_FROM_HOST=\(hostValue)"), "\(r)")
                 #expect(!lines.contains { $0.hasPrefix(unset) }, "\(unset) is not set on the host\n\(r)")
             }
         }
@@ -113,8 +113,18 @@ extension Steps {
                 let oldRun = runProcess(
                     [Harness.binary("step09"), "run", "busybox", "env"], environment: oldEnvironment)
                 #expect(oldRun.stdout.contains("\(marker)=\(value)\n"), "step09 run did not leak\n\(oldRun)")
+                // step09 refuses the records of a later step: it execs into a container of its own.
+                let oldName = box.newName()
+                let oldStart = box.run(
+                    step: "step09", ["run", "-d", "--name", oldName, "busybox", "sleep", "1000"])
+                let oldPID = Step09Tests.recordPID(box, oldName) ?? 0
+                let oldRunning = waitUntil {
+                    ((try? String(contentsOfFile: "/proc/\(oldPID)/cmdline", encoding: .utf8)) ?? "")
+                        .hasPrefix("sleep")
+                }
+                #expect(oldStart.exitCode == 0 && oldRunning, "step09's container never ran\n\(oldStart)")
                 let oldExec = runProcess(
-                    [Harness.binary("step09"), "exec", name, "env"], environment: oldEnvironment)
+                    [Harness.binary("step09"), "exec", oldName, "env"], environment: oldEnvironment)
                 #expect(
                     oldExec.stdout.contains("\(marker)=\(value)\n"), "step09 exec did not leak\n\(oldExec)")
             }
@@ -134,15 +144,15 @@ extension Steps {
                 #expect(environ.filter { $0.hasPrefix("A=") } == ["A=2"], "/proc/\(pid1)/environ: \(environ)")
                 let r = box.run(
                     [
-                        "exec", "-e", "C=3", "-e", "B=x", "-e", "B=y", "-e", "MYDOCKER_TEST_FROM_HOST", name,
+                        "exec", "-e", "C=3", "-e", "B=x", "-e", "B=y", "-e", "STEP10_TEST_FROM_HOST", name,
                         "env",
                     ],
-                    environment: ["MYDOCKER_TEST_FROM_HOST": "copied"])
+                    environment: ["STEP10_TEST_FROM_HOST": "copied"])
                 let lines = r.stdout.split(separator: "\n").map(String.init)
                 #expect(r.exitCode == 0, "\(r)")
                 #expect(lines.filter { $0.hasPrefix("A=") } == ["A=2"], "the container's A\n\(r)")
                 #expect(lines.filter { $0.hasPrefix("B=") } == ["B=y"], "the last -e B wins\n\(r)")
-                #expect(lines.contains("C=3") && lines.contains("MYDOCKER_TEST_FROM_HOST=copied"), "\(r)")
+                #expect(lines.contains("C=3") && lines.contains("STEP10_TEST_FROM_HOST=copied"), "\(r)")
                 // exec's -e is for that one process: the container itself is unchanged.
                 #expect(Self.environ(of: pid1) == environ, "PID 1's environment changed")
             }

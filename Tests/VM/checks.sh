@@ -2,6 +2,7 @@
 # Each suite has its own time limit; the whole run has one more, so a hang ends as a failure.
 cd /vm
 export MYDOCKER_BIN_DIR=/vm/bin MYDOCKER_TEST_IMAGE=/vm/busybox.tar CI=true HOME=/root TERM=dumb
+export MYDOCKER_SOAK_OPERATIONS="$(cat /vm/soak-operations 2>/dev/null)"
 filter=$(cat /vm/filter 2>/dev/null)
 set -- --testing-library swift-testing
 [ -n "$filter" ] && set -- "$@" --filter "$filter"

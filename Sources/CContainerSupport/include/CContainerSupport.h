@@ -40,13 +40,6 @@
 #define TMPFS_MAGIC 0x01021994
 #endif
 
-// The environment variable that wakes the exec constructor (exec.c, step 09): it names the PID whose
-// namespaces the process must join before the Swift runtime starts. The constructor itself has
-// no declaration: nothing calls it, the loader runs it before main.
-#define CS_EXEC_PID_ENV "MYDOCKER_EXEC_PID"
-// Set (to anything) together with it for `exec -t`: the command takes the terminal's foreground.
-#define CS_EXEC_TTY_ENV "MYDOCKER_EXEC_TTY"
-
 // clone(2) without a new stack, so it returns twice like fork(2): 0 in the child, the child's PID in
 // the parent. In C because glibc's clone() wants a function and a stack, and the raw syscall() is
 // variadic, which Swift cannot call. SIGCHLD is added so the parent can waitpid() for the child.
