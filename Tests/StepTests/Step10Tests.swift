@@ -42,7 +42,7 @@ extension Steps {
         func valuesAndHostCopies() throws {
             try withSandbox("step10", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let hostValue = "from host \(Harness.random(in: 1000...9999))"
-                let unset = "MYDOCKER_TEST_UNSET_\(Harness.random(in: 1000...9999))"
+                let unset = "STEP10_TEST_UNSET_\(Harness.random(in: 1000...9999))"
                 let r = box.run(
                     [
                         "run", "-e", "X=a = b  c", "-e", "EMPTY=", "-e", "STEP10_TEST_FROM_HOST", "-e",
