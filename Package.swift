@@ -6,6 +6,7 @@
 // pivot_root, close_range, ...); chapters 01, 02 and 05 explain its functions where they first use
 // them. The exec constructor that chapter 09 teaches is not in the shim: it is a C target in the
 // folder of each step that has it, linked into those steps only.
+import Foundation
 import PackageDescription
 
 let steps = [
@@ -18,9 +19,26 @@ let steps = [
 // with the shim's hardening.c, the same code init uses.
 let nsenterSteps: Set<String> = ["step09", "step10", "step11", "step12"]
 
+// A learner's own step N (`Tests/Workbench/start N`) lives in the git-ignored folder Steps/mystepNN
+// and builds as the executable mystepNN, with the same dependencies as the reference steps. Only
+// the folders that exist become targets, so a fresh clone builds the ten references alone.
+let workbenches =
+    ((try? FileManager.default.contentsOfDirectory(atPath: Context.packageDirectory + "/Steps")) ?? [])
+    .filter { $0.count == 8 && $0.hasPrefix("mystep") && $0.dropFirst(6).allSatisfy(\.isNumber) }
+    .sorted()
+// C folders a step may hold for code that must be linked into that step only (the exec
+// constructor, Steps/stepNN/nsenter): in a workbench each one present becomes the C target
+// mystepNN + folder, which the workbench's Swift imports (`start` renames the import).
+let workbenchCFolders = ["nsenter"]
+func cFolders(of workbench: String) -> [String] {
+    workbenchCFolders.filter {
+        FileManager.default.fileExists(atPath: Context.packageDirectory + "/Steps/\(workbench)/\($0)")
+    }
+}
+
 let package = Package(
     name: "mydocker-swift",
-    products: steps.map { .executable(name: $0, targets: [$0]) },
+    products: (steps + workbenches).map { .executable(name: $0, targets: [$0]) },
     targets: [
         .target(name: "CContainerSupport", path: "Sources/CContainerSupport"),
         .target(
@@ -47,6 +65,18 @@ let package = Package(
                 path: "Steps/" + name,
                 exclude: nsenter ? ["nsenter"] : []
             )
+        }
+        + workbenches.flatMap { name in
+            cFolders(of: name).map { .target(name: name + $0, path: "Steps/\(name)/\($0)") }
+                + [
+                    .executableTarget(
+                        name: name,
+                        dependencies: ["ContainerSupport", "CContainerSupport"]
+                            + cFolders(of: name).map { .target(name: name + $0) },
+                        path: "Steps/" + name,
+                        exclude: cFolders(of: name)
+                    )
+                ]
         },
     swiftLanguageModes: [.v6]
 )

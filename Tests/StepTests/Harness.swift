@@ -41,8 +41,9 @@ enum Harness {
         return packageRoot.appendingPathComponent(".build/debug")
     }()
 
+    /// The binary for `step`: the learner's workbench build if MYDOCKER_WORKBENCH names this step's.
     static func binary(_ step: String) -> String {
-        binDirectory.appendingPathComponent(step).path
+        binDirectory.appendingPathComponent(programName(step)).path
     }
 
     /// Seed for the random values a test passes through (exit codes, hostnames): printed once, and
@@ -75,8 +76,11 @@ enum Harness {
 
     /// Once per test process: orphans (a detached container whose runtime exited, a tmux server)
     /// are re-parented to us, not to the host's init, so the residue check can find them.
+    /// Also: a write to a pipe whose reader died (a learner's init that exits early) is EPIPE, not
+    /// a SIGPIPE that kills the whole test run. Spawned children get the default back.
     static let becomeSubreaper: Void = {
         _ = cs_set_child_subreaper()
+        _ = signal(SIGPIPE, SIG_IGN)
     }()
 }
 
@@ -259,4 +263,65 @@ func namespace(_ kind: String, of pid: String = "self") -> String {
 func hostHostname() -> String {
     ((try? String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8)) ?? "")
         .trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+// MARK: The workbench: a learner's own step, checked by the same suite
+
+extension Tag {
+    /// A test of the idea its step adds, not an earlier guarantee checked again: the previous
+    /// step's code, copied in as the workbench, fails it (Tests/Workbench/ci-check proves that).
+    @Tag static var concept: Self
+    /// A test that steers the reference through its trace marks (MYDOCKER_TEST_PAUSE_AT): a
+    /// learner's code has no such marks, so it is skipped for a workbench.
+    @Tag static var traceMarks: Self
+}
+
+extension Harness {
+    /// MYDOCKER_WORKBENCH=mystepNN (what Tests/Workbench/check sets): the learner's build of
+    /// Steps/mystepNN stands in for stepNN. Every other step stays the reference.
+    static let workbench: String? = {
+        let value = ProcessInfo.processInfo.environment["MYDOCKER_WORKBENCH"] ?? ""
+        guard value.count == 8, value.hasPrefix("mystep"), value.dropFirst(6).allSatisfy(\.isNumber) else {
+            return nil
+        }
+        return value
+    }()
+
+    static func isWorkbench(_ step: String) -> Bool { workbench == "my" + step }
+
+    /// The name `step`'s binary runs under, which its messages and its re-executed init carry.
+    static func programName(_ step: String) -> String { isWorkbench(step) ? "my" + step : step }
+
+    static let noTraceMarksInWorkbench: Comment =
+        "steers the reference by its trace marks (MYDOCKER_TEST_PAUSE_AT), which a workbench need not have"
+}
+
+/// Checks an error: exactly one line on stderr (and `exitCode`, if given). The reference's wording
+/// is pinned; a workbench's words are the learner's own, so for the step under the workbench only
+/// the single line and the code count. The step is the message's prefix (`step03: ...`).
+func expectOneLineError(
+    _ r: RunResult, exitCode: Int32? = nil, reference message: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    expectStderr(r, exitCode: exitCode, reference: [Substring(message)], sourceLocation: sourceLocation)
+}
+
+/// Checks stderr against the reference's lines; for the workbench's step, their number only.
+func expectStderr(
+    _ r: RunResult, exitCode: Int32? = nil, reference lines: [Substring],
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    if let exitCode {
+        #expect(
+            r.exitCode == exitCode, "Expected exit code \(exitCode)\n\(r)", sourceLocation: sourceLocation)
+    }
+    let step = lines.first.map { String($0.prefix { $0 != ":" }) } ?? ""
+    if Harness.workbench != nil && (lines.isEmpty || Harness.isWorkbench(step)) {
+        let shown = lines.isEmpty ? "nothing" : "one line (the reference says \(lines[0].debugDescription))"
+        #expect(
+            r.stderrLines.count == lines.count, "Expected \(shown) on stderr\n\(r)",
+            sourceLocation: sourceLocation)
+    } else {
+        #expect(r.stderrLines == lines, "Expected \(lines) on stderr\n\(r)", sourceLocation: sourceLocation)
+    }
 }

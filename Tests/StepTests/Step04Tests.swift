@@ -75,7 +75,10 @@ extension Steps {
                 // the directory, which takes the lowest free number.
                 let plain = runProcess(["/usr/bin/env", "busybox", "ls", "/proc/self/fd"])
                 let r = box.run(["run", "busybox", "ls", "/proc/self/fd"])
-                let without = plain.stdout.split(separator: "\n")
+                // The harness's canary descriptor reaches plain ls, and the runtime rightly closes it.
+                let without = plain.stdout.split(separator: "\n").filter {
+                    $0 != "\(Harness.canaryDescriptor)"
+                }
                 #expect(plain.exitCode == 0 && ["0", "1", "2"].allSatisfy(without.contains), "\(plain)")
                 #expect(r.exitCode == 0, "\(r)")
                 // A pipe left open on fd 3 would push ls's own fd up to the next free number: one
@@ -175,12 +178,13 @@ extension Steps {
                 let r = box.run(["run"] + arguments)
                 #expect(r.exitCode == code, "\(r)")
                 #expect(r.stdout == stdout, "Expected \(stdout.debugDescription) as stdout\n\(r)")
-                #expect(r.stderrLines == stderr, "Expected \(stderr) on stderr\n\(r)")
+                expectStderr(r, reference: stderr)
             }
         }
 
         @Test(
-            "init takes the command from fd 3: while it waits, its cmdline is `init` alone (step03's held the command)"
+            "init takes the command from fd 3: while it waits, its cmdline is `init` alone (step03's held the command)",
+            .tags(.concept)
         )
         func waitingInitDoesNotShowTheCommand() throws {
             try withSandbox("step04") { box in
@@ -222,7 +226,14 @@ extension Steps {
                         cmdline = commandLine(of: pid)
                         return cmdline.first == binary
                     }
-                    #expect(found, "\(step): init never started (last seen: \(cmdline))")
+                    // Not found: init is gone, and a write to the FIFO would only meet a closed reader.
+                    guard found else {
+                        close(writer)
+                        let r = started.finish(timeout: 1)
+                        Issue.record(
+                            "\(step): init never started or exited at once (last seen: \(cmdline))\n\(r)")
+                        continue
+                    }
                     #expect(
                         cmdline == [binary] + initArguments,
                         "\(step): init's command line while it waits: \(cmdline)")
@@ -254,9 +265,7 @@ extension Steps {
                     ["/bin/sh", "-c", script, Harness.binary("step04")], environment: ["PARTIAL": partial])
                 #expect(r.exitCode == 125, "\(r)")
                 #expect(r.stdout.isEmpty, "init ran something\n\(r)")
-                #expect(
-                    r.stderrLines == [Substring(message)],
-                    "Expected \(message.debugDescription) on stderr\n\(r)")
+                expectOneLineError(r, reference: message)
             }
         }
 
@@ -296,9 +305,7 @@ extension Steps {
             try withSandbox("step04") { box in
                 let r = box.run(arguments)
                 #expect(r.exitCode == 125, "\(r)")
-                #expect(
-                    r.stderrLines == [Substring(message)],
-                    "Expected \(message.debugDescription) on stderr\n\(r)")
+                expectOneLineError(r, reference: message)
             }
         }
     }
