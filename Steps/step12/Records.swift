@@ -217,7 +217,11 @@ func readRecord(_ name: String) throws -> ContainerRecord {
 /// earlier step's, since each step only adds to the last. A later step (or a name that is no
 /// step) may hold what this one cannot undo (step 11's network), so it is left to that step.
 func isSameOrEarlierStep(_ creator: String) -> Bool {
-    func number(_ step: String) -> Int? { step.hasPrefix("step") ? Int(step.dropFirst(4)) : nil }
+    // A learner's workbench build of step N is mystepN (README, "Build it yourself").
+    func number(_ step: String) -> Int? {
+        let name = step.hasPrefix("my") ? step.dropFirst(2) : Substring(step)
+        return name.hasPrefix("step") ? Int(name.dropFirst(4)) : nil
+    }
     if creator == toolName { return true }
     guard let theirs = number(creator), let ours = number(toolName) else { return false }
     return theirs <= ours
