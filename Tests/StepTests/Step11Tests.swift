@@ -170,7 +170,8 @@ extension Steps {
         }
 
         @Test(
-            "a container gets eth0 with the next address, lo up and a default route, and reaches its gateway")
+            "a container gets eth0 with the next address, lo up and a default route, and reaches its gateway",
+            .tags(.concept))
         func eth0AddressRouteGateway() throws {
             try Self.withNetwork { box, net in
                 let name = box.newName()
@@ -190,7 +191,9 @@ extension Steps {
             }
         }
 
-        @Test("eth0 copies the bridge's MTU, and the veth's host end is the only one the host sees")
+        @Test(
+            "eth0 copies the bridge's MTU, and the veth's host end is the only one the host sees",
+            .tags(.concept))
         func mtuAndPeer() throws {
             try Self.withNetwork { box, net in
                 #expect(box.run(["network", "create", "--subnet", "10.99.0.0/24", "lab"]).exitCode == 0)
@@ -213,7 +216,8 @@ extension Steps {
         }
 
         @Test(
-            "/etc/hosts names localhost and the container, /etc/hostname its name, /etc/resolv.conf is the host's"
+            "/etc/hosts names localhost and the container, /etc/hostname its name, /etc/resolv.conf is the host's",
+            .tags(.concept)
         )
         func etcFiles() throws {
             try Self.withNetwork { box, _ in
@@ -239,7 +243,7 @@ extension Steps {
             }
         }
 
-        @Test("containers on one network reach each other by address")
+        @Test("containers on one network reach each other by address", .tags(.concept))
         func containerToContainer() throws {
             try Self.withNetwork { box, _ in
                 let a = box.newName()
@@ -252,7 +256,8 @@ extension Steps {
         }
 
         @Test(
-            "outbound NAT: a container reaches a server outside that has no route back to the container's subnet"
+            "outbound NAT: a container reaches a server outside that has no route back to the container's subnet",
+            .tags(.concept)
         )
         func outboundNAT() throws {
             try Self.withNetwork { box, net in
@@ -290,7 +295,8 @@ extension Steps {
         }
 
         @Test(
-            "a published port is reached from 127.0.0.1, the bridge's address, a second container and itself")
+            "a published port is reached from 127.0.0.1, the bridge's address, a second container and itself",
+            .tags(.concept))
         func publishedPort() throws {
             try Self.withNetwork { box, net in
                 let name = box.newName()
@@ -332,7 +338,8 @@ extension Steps {
         }
 
         @Test(
-            "a published UDP port leads to a socket in the container's network namespace, and the answer comes back"
+            "a published UDP port leads to a socket in the container's network namespace, and the answer comes back",
+            .tags(.concept)
         )
         func publishedUDP() throws {
             try Self.withNetwork { box, net in
@@ -367,7 +374,7 @@ extension Steps {
             }
         }
 
-        @Test("rm leaves no veth, port or address; network rm leaves no bridge and no table")
+        @Test("rm leaves no veth, port or address; network rm leaves no bridge and no table", .tags(.concept))
         func cleanup() throws {
             try Self.withNetwork { box, net in
                 #expect(box.run(["network", "create", "lab"]).exitCode == 0)
@@ -395,7 +402,7 @@ extension Steps {
             }
         }
 
-        @Test("network rm is refused while a container uses the network")
+        @Test("network rm is refused while a container uses the network", .tags(.concept))
         func networkRmInUse() throws {
             try Self.withNetwork { box, net in
                 #expect(box.run(["network", "create", "lab"]).exitCode == 0)
@@ -412,7 +419,9 @@ extension Steps {
             }
         }
 
-        @Test("two networks are isolated from each other, each container still reaches its gateway")
+        @Test(
+            "two networks are isolated from each other, each container still reaches its gateway",
+            .tags(.concept))
         func isolation() throws {
             try Self.withNetwork { box, _ in
                 #expect(box.run(["network", "create", "--subnet", "10.98.1.0/24", "a"]).exitCode == 0)
@@ -429,7 +438,8 @@ extension Steps {
         }
 
         @Test(
-            "network, gateway and broadcast are never handed out; a full network refuses; rm frees an address for reuse"
+            "network, gateway and broadcast are never handed out; a full network refuses; rm frees an address for reuse",
+            .tags(.concept)
         )
         func addressAllocation() throws {
             try Self.withNetwork { box, net in
@@ -456,7 +466,9 @@ extension Steps {
             }
         }
 
-        @Test("a runtime killed with SIGKILL right after wiring the container, then rm -f: nothing is left")
+        @Test(
+            "a runtime killed with SIGKILL right after wiring the container, then rm -f: nothing is left",
+            .tags(.concept))
         func killedRuntime() throws {
             try Self.withNetwork { box, net in
                 let name = box.newName()

@@ -23,6 +23,7 @@ extension Steps {
 
         @Test(
             "/proc/self/status shows exactly the expected CapBnd, CapPrm and CapEff; CapInh and CapAmb are empty",
+            .tags(.concept),
             arguments: [
                 // docker's default 14
                 ([], defaultCapabilities),
@@ -49,7 +50,9 @@ extension Steps {
             }
         }
 
-        @Test("--privileged gets every capability the runtime has, no seccomp filter, and the host's devices")
+        @Test(
+            "--privileged gets every capability the runtime has, no seccomp filter, and the host's devices",
+            .tags(.concept))
         func privileged() throws {
             try withSandbox("step12", image: true) { box in
                 let hostBounding = Self.capabilitySets(
@@ -70,6 +73,7 @@ extension Steps {
 
         @Test(
             "seccomp refuses keyctl, open_by_handle_at, clone of a new user namespace and x32 calls with EPERM",
+            .tags(.concept),
             .enabled(if: probesWork, "the probes are x86_64 programs"),
             arguments: [
                 // the default profile: every probe gets EPERM (1)
@@ -139,7 +143,8 @@ extension Steps {
             """
 
         @Test(
-            "mknod of a host device succeeds but opening it fails (the device cgroup); --privileged opens it")
+            "mknod of a host device succeeds but opening it fails (the device cgroup); --privileged opens it",
+            .tags(.concept))
         func deviceCgroup() throws {
             try withSandbox("step12", image: true) { box in
                 // The host's root can open it: the refusal inside is the container's.
@@ -159,7 +164,8 @@ extension Steps {
         }
 
         @Test(
-            "masked paths stay masked: docker's list, those the kernel has; --cap-add SYS_ADMIN can undo them"
+            "masked paths stay masked: docker's list, those the kernel has; --cap-add SYS_ADMIN can undo them",
+            .tags(.concept)
         )
         func masksStay() throws {
             try withSandbox("step12", image: true) { box in
@@ -209,7 +215,8 @@ extension Steps {
         }
 
         @Test(
-            "/sys/fs/cgroup is the container's own cgroup, read-only: /proc/self/cgroup says / and writes fail"
+            "/sys/fs/cgroup is the container's own cgroup, read-only: /proc/self/cgroup says / and writes fail",
+            .tags(.concept)
         )
         func cgroupNamespace() throws {
             try withSandbox("step12", image: true) { box in
@@ -239,7 +246,8 @@ extension Steps {
         }
 
         @Test(
-            "a fork bomb under --pids-limit is contained: forks fail at the limit, and the container still exits"
+            "a fork bomb under --pids-limit is contained: forks fail at the limit, and the container still exits",
+            .tags(.concept)
         )
         func forkBombContained() throws {
             try withSandbox("step12", image: true) { box in
@@ -264,6 +272,7 @@ extension Steps {
 
         @Test(
             "-u: names come from the image, groups then gid then uid are set, and a non-root user has no capabilities",
+            .tags(.concept),
             arguments: [
                 // a name: its uid and gid from /etc/passwd, its groups from /etc/group
                 ("app", "uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)"),
@@ -294,7 +303,7 @@ extension Steps {
             }
         }
 
-        @Test("-u 1000 cannot read root-only files; root in the same image can")
+        @Test("-u 1000 cannot read root-only files; root in the same image can", .tags(.concept))
         func userCannotReadRootFiles() throws {
             try withSandbox("step12", image: true) { box in
                 try Self.installHardImage(box)
@@ -343,7 +352,8 @@ extension Steps {
             }
         }
 
-        @Test("exec gets the container's capabilities, user, no_new_privs and seccomp filter")
+        @Test(
+            "exec gets the container's capabilities, user, no_new_privs and seccomp filter", .tags(.concept))
         func execIsHardenedToo() throws {
             try withSandbox("step12", image: true, runtimeRemove: ["rm", "-f"]) { box in
                 let name = box.newName()
@@ -375,7 +385,7 @@ extension Steps {
             }
         }
 
-        @Test("with -t, /dev/console is the container's terminal")
+        @Test("with -t, /dev/console is the container's terminal", .tags(.concept))
         func consoleIsTheTerminal() throws {
             try withSandbox("step12", image: true) { box in
                 let marker = "console-\(Harness.random(in: 1000...9999))"
