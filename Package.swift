@@ -67,7 +67,9 @@ let package = Package(
             )
         }
         + workbenches.flatMap { name in
-            cFolders(of: name).map { .target(name: name + $0, path: "Steps/\(name)/\($0)") }
+            cFolders(of: name).map {
+                .target(name: name + $0, dependencies: ["CContainerSupport"], path: "Steps/\(name)/\($0)")
+            }
                 + [
                     .executableTarget(
                         name: name,
