@@ -183,7 +183,7 @@ extension Steps {
                 var status: Int32 = 0
                 _ = waitpid(pid1, &status, 0)
                 waitUntil { !FileManager.default.fileExists(atPath: "/proc/\(pid1)") }
-                let reuser = Self.spawn(["/bin/sleep", "60"], withPID: pid1)
+                let reuser = spawn(["/bin/sleep", "60"], withPID: pid1)
                 defer {
                     if let reuser {
                         kill(reuser.pid, SIGKILL)
@@ -221,23 +221,6 @@ extension Steps {
                 let close = stat.lastIndex(of: ")")
             else { return nil }
             return stat[stat.index(after: close)...].split(separator: " ").first?.first
-        }
-
-        /// Starts `argv` as PID `pid` (free by now): ns_last_pid makes it the next number the kernel
-        /// hands out. Other processes on the machine may take it first, so a few tries.
-        static func spawn(_ argv: [String], withPID pid: pid_t) -> Spawned? {
-            for _ in 0..<100 {
-                let fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC)
-                guard fd >= 0 else { return nil }
-                let text = Array("\(pid - 1)".utf8)
-                _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                close(fd)
-                let process = Spawned(argv)
-                if process.pid == pid { return process }
-                kill(process.pid, SIGKILL)
-                _ = process.finish()
-            }
-            return nil
         }
     }
 }

@@ -325,3 +325,20 @@ func expectStderr(
         #expect(r.stderrLines == lines, "Expected \(lines) on stderr\n\(r)", sourceLocation: sourceLocation)
     }
 }
+
+/// Starts `argv` as PID `pid` (free by now): /proc/sys/kernel/ns_last_pid makes it the next number
+/// the kernel hands out. Any other process on the machine may take it first, so many tries.
+func spawn(_ argv: [String], withPID pid: pid_t) -> Spawned? {
+    for _ in 0..<500 {
+        let fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        let text = Array("\(pid - 1)".utf8)
+        _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let process = Spawned(argv)
+        if process.pid == pid { return process }
+        kill(process.pid, SIGKILL)
+        _ = process.finish()
+    }
+    return nil
+}

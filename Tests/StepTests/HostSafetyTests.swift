@@ -66,7 +66,8 @@ extension Steps {
                 #expect(
                     waitUntil(timeout: 20) { processState(runtime.pid) == "T" }, "the runtime never paused")
                 // As if the kernel had handed the container's old PID to a new process.
-                let victim = try #require(spawnWithPID(oldPID), "could not make PID \(oldPID) be reused")
+                let victim = try #require(
+                    spawn(["/bin/sleep", "30"], withPID: oldPID), "could not make PID \(oldPID) be reused")
                 defer {
                     kill(victim.pid, SIGKILL)
                     _ = victim.finish()
@@ -211,17 +212,4 @@ private func commandName(of pid: pid_t) -> String? {
     }
     let first = data.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
     return first.split(separator: "/").last.map(String.init)
-}
-
-/// Starts `sleep 30` with exactly `pid`, by telling the kernel which PID it handed out last
-/// (/proc/sys/kernel/ns_last_pid); other processes may take the number first, so it retries.
-private func spawnWithPID(_ pid: pid_t) -> Spawned? {
-    for _ in 0..<500 {
-        try? String(pid - 1).write(toFile: "/proc/sys/kernel/ns_last_pid", atomically: false, encoding: .utf8)
-        let candidate = Spawned(["/bin/sleep", "30"])
-        if candidate.pid == pid { return candidate }
-        kill(candidate.pid, SIGKILL)
-        _ = candidate.finish()
-    }
-    return nil
 }
