@@ -73,14 +73,7 @@ public func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
 public func listDirectory(_ path: String) throws -> [String] {
     guard let dir = opendir(path) else { throw SyscallError("opendir \(path)") }
     defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-        }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names.sorted()
+    return entryNames(dir).sorted()
 }
 
 /// `rm -rf` that refuses to touch anything still mounted below `path`: a bind mount (a volume, say)
@@ -172,6 +165,11 @@ private func directoryEntries(of fd: Int32, path: String) throws -> [String] {
         throw error
     }
     defer { closedir(dir) }
+    return entryNames(dir)
+}
+
+/// Every name readdir(3) gives for `dir`, without `.` and `..`.
+private func entryNames(_ dir: OpaquePointer) -> [String] {
     var names: [String] = []
     while let entry = readdir(dir) {
         let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
