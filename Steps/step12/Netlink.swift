@@ -223,7 +223,8 @@ func createBridge(_ name: String, on socket: RouteSocket) throws {
     message.begin(IFLA_LINKINFO)
     message.attribute(IFLA_INFO_KIND, string: "bridge")
     message.end()
-    try socket.request(message, stage: "create bridge \(name) (ip link add \(name) type bridge)")
+    try requestNewLink(
+        message, kind: "bridge", stage: "create bridge \(name) (ip link add \(name) type bridge)", on: socket)
 }
 
 /// `ip link add HOST mtu MTU master BRIDGE up type veth peer name eth0 netns PID`: both ends in
@@ -251,10 +252,21 @@ func createVeth(
     message.end()
     message.end()
     message.end()
-    try socket.request(
-        message,
+    try requestNewLink(
+        message, kind: "veth",
         stage:
-            "create veth \(name) (ip link add \(name) master BRIDGE type veth peer \(peer) netns \(peerPID))")
+            "create veth \(name) (ip link add \(name) master BRIDGE type veth peer \(peer) netns \(peerPID))",
+        on: socket)
+}
+
+/// A kind of link the kernel has no driver for, and whose module modprobe could not load, is
+/// EOPNOTSUPP ("Unknown device type"): say which module it takes.
+func requestNewLink(_ message: NetlinkMessage, kind: String, stage: String, on socket: RouteSocket) throws {
+    do {
+        try socket.request(message, stage: stage)
+    } catch let error as SyscallError where error.errno == EOPNOTSUPP {
+        throw Failure("\(error) (the kernel lacks \(kind) support: load it with modprobe \(kind))")
+    }
 }
 
 /// `ip link set NAME alias TEXT`: the kernel keeps up to 128 bytes of free text per link, shown by
