@@ -175,8 +175,9 @@ extension Steps {
                 let r = box.run(["stop", "-t", "1", name])
                 let elapsed = Date().timeIntervalSince(began)
                 #expect(r.exitCode == 0 && r.stdout == name + "\n", "\(r)")
-                // At least the second it was given (SIGTERM did nothing), not much more (SIGKILL did).
-                #expect(elapsed >= 0.9 && elapsed < 5, "stop -t 1 took \(elapsed) s\n\(r)")
+                // At least the second it was given (SIGTERM did nothing); that SIGKILL then ended
+                // it is the check below (a lower bound holds on any machine, an upper one does not).
+                #expect(elapsed >= 0.9, "stop -t 1 took \(elapsed) s: it did not wait for the timeout\n\(r)")
                 #expect(
                     pid > 0 && (processState(pid) == nil || processState(pid) == "Z"),
                     "PID \(pid) of \(name) is still alive: \(String(describing: processState(pid)))")
