@@ -96,7 +96,7 @@ func run(_ arguments: [String]) throws -> Int32 {
         try writeRecord(record)
         names.unlock()
         try createVolumeSources(options.volumes)
-        let layer = try mountLayer(for: name, lower: lower)
+        let layer = try mountLayer(for: name, lower: lower, volatile: !options.detach)
         trace("overlay")
         // The cgroup exists, with its limits, before the container does: a limit the kernel
         // refuses is reported before any process is started.

@@ -97,8 +97,10 @@ func removeLeftovers(of name: String) {
 
 // MARK: the writable layer (runtime side)
 
-/// Makes upper/ and work/ and mounts the overlay on merged/.
-func mountLayer(for name: String, lower: String) throws -> Layer {
+/// Makes upper/ and work/ and mounts the overlay on merged/. `volatile` only for a layer that is
+/// deleted when its container exits (a foreground run): a detached container's layer is kept
+/// until `rm`, across a reboot too, for `commit` and for whoever looks at its files.
+func mountLayer(for name: String, lower: String, volatile: Bool) throws -> Layer {
     let layer = Layer(name: name)
     for directory in [layer.upper, layer.work, layer.merged] {
         try makeDirectories(directory)
@@ -106,7 +108,15 @@ func mountLayer(for name: String, lower: String) throws -> Layer {
     // lowerdir is read-only; upperdir takes the writes; workdir is overlayfs's scratch space for
     // atomic copy-up and must be an empty directory on the same filesystem as upperdir.
     let options = "lowerdir=\(lower),upperdir=\(layer.upper),workdir=\(layer.work)"
-    guard mount("overlay", layer.merged, "overlay", 0, options) == 0 else {
+    // volatile (Linux 5.10): overlayfs skips every sync of the upper layer, the container's own
+    // fsync(2) and syncfs(2) and, at unmount, the sync of the whole filesystem under upperdir,
+    // which waits for every process's unwritten data on that disk, not only the container's.
+    // After a crash of the host the layer's files may be torn, and overlayfs refuses to mount it
+    // again (it leaves work/work/incompat/volatile as the mark). Older kernels answer EINVAL.
+    guard
+        mount("overlay", layer.merged, "overlay", 0, options + (volatile ? ",volatile" : "")) == 0
+            || (volatile && errno == EINVAL && mount("overlay", layer.merged, "overlay", 0, options) == 0)
+    else {
         let error = SyscallError("mount overlay on \(layer.merged)")
         removeLayer(layer)
         throw error

@@ -365,6 +365,24 @@ extension Steps {
         }
 
         @Test(
+            "the root is the overlay, mounted volatile: the layer is deleted at exit, so it is never synced to disk",
+            .tags(.concept))
+        func rootIsVolatileOverlay() throws {
+            try withSandbox("step05", image: true) { box in
+                // mountinfo's line for the root: `ID PARENT MAJ:MIN / / OPTIONS ... - overlay overlay SUPER`.
+                let r = box.run(["run", "sh", "-c", "grep ' / / ' /proc/self/mountinfo"])
+                let superblock = (r.stdout.components(separatedBy: " - ").last ?? "")
+                    .trimmingCharacters(in: .newlines).split(separator: " ")
+                #expect(r.exitCode == 0 && superblock.first == "overlay", "\(r)")
+                // Newer kernels (6.18 here) spell the option `fsync=volatile` in mountinfo.
+                let options = superblock.last?.split(separator: ",") ?? []
+                #expect(
+                    options.contains("volatile") || options.contains("fsync=volatile"),
+                    "Expected the root overlay mounted with volatile\n\(r)")
+            }
+        }
+
+        @Test(
             "earlier guarantees still hold in the new root",
             arguments: [
                 // step02: the command is PID 1 of its own PID namespace

@@ -555,6 +555,40 @@ extension Steps {
             }
         }
 
+        @Test(
+            "a foreground layer is mounted volatile (deleted at exit), a detached one is not (kept until rm)",
+            .tags(.concept))
+        func onlyForegroundLayersAreVolatile() throws {
+            try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
+                let foreground = box.run(["run", "busybox", "sh", "-c", "grep ' / / ' /proc/self/mountinfo"])
+                #expect(
+                    foreground.exitCode == 0 && Self.isVolatile(foreground.stdout),
+                    "Expected the foreground container's root mounted volatile\n\(foreground)")
+                let name = box.newName()
+                let started = box.run(["run", "-d", "--name", name, "busybox", "sleep", "30"])
+                #expect(started.exitCode == 0, "\(started)")
+                let merged = box.root + "/overlay/\(name)/merged"
+                // Field 5 of a mountinfo line is the mount point.
+                let lines = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+                let line = lines.split(separator: "\n").first {
+                    $0.split(separator: " ").dropFirst(4).first.map(String.init) == merged
+                }
+                #expect(line != nil, "\(merged) is not mounted after run -d\n\(started)")
+                #expect(
+                    line.map { !Self.isVolatile(String($0)) } ?? false,
+                    "A detached container's layer must survive a crash: no volatile\n\(line ?? "")")
+            }
+        }
+
+        /// Whether the superblock options at the end of a mountinfo line (`... - overlay overlay
+        /// rw,lowerdir=...`) say volatile: `volatile`, or `fsync=volatile` on newer kernels (6.18 here).
+        static func isVolatile(_ line: String) -> Bool {
+            let fields = (line.components(separatedBy: " - ").last ?? "").split(separator: " ")
+            let options =
+                fields.last.map { $0.trimmingCharacters(in: .newlines).components(separatedBy: ",") } ?? []
+            return options.contains("volatile") || options.contains("fsync=volatile")
+        }
+
         @Test("step07 has neither -d nor ps: detaching and listing are this step's")
         func previousStepLacksDetach() throws {
             try withSandbox("step08", image: true, runtimeRemove: ["rm", "-f"]) { box in
