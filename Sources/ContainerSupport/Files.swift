@@ -92,13 +92,10 @@ public func removeTree(_ path: String) throws {
         if errno == ENOENT { return }
         throw SyscallError("lstat \(path)")
     }
-    for line in try readFile("/proc/self/mountinfo").split(separator: "\n") {
-        let fields = line.split(separator: " ")
-        guard fields.count > 4 else { continue }
-        let point = fields[4]
-        if point == path || point.hasPrefix(path + "/") {
-            throw SyscallError("remove \(path): \(point) is still mounted", errno: EBUSY)
-        }
+    let below = path + "/"
+    let mounted = try readMountInfo().first { $0.mountPoint == path || $0.mountPoint.hasPrefix(below) }
+    if let mount = mounted {
+        throw SyscallError("remove \(path): \(mount.mountPoint) is still mounted", errno: EBUSY)
     }
     guard (top.st_mode & S_IFMT) == S_IFDIR else {
         guard unlink(path) == 0 || errno == ENOENT else { throw SyscallError("unlink \(path)") }

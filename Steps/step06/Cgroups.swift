@@ -171,14 +171,9 @@ func cpuWeight(fromShares shares: UInt64) -> UInt64 {
 /// cpuacct share one hierarchy, mounted at /sys/fs/cgroup/cpu,cpuacct.
 func findV1Hierarchies() throws -> [String: String] {
     var hierarchies: [String: String] = [:]
-    for line in try readFile("/proc/self/mountinfo").split(separator: "\n") {
-        let halves = line.split(separator: " - ", maxSplits: 1)
-        guard halves.count == 2 else { continue }
-        let fields = halves[0].split(separator: " ")
-        let tail = halves[1].split(separator: " ")
-        guard fields.count > 4, tail.count > 2, tail[0] == "cgroup" else { continue }
-        for option in tail[2].split(separator: ",") {
-            hierarchies[String(option)] = String(fields[4])
+    for mount in try readMountInfo() where mount.fsType == "cgroup" {
+        for option in mount.superOptions {
+            hierarchies[option] = mount.mountPoint
         }
     }
     return hierarchies

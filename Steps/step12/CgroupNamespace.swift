@@ -31,22 +31,17 @@ func enterCgroupNamespace() throws {
 /// pivot_root while the host's mount table is still ours.
 func listCgroupMounts() throws -> (mounts: [CgroupMount], links: [(String, String)]) {
     var mounts: [CgroupMount] = []
-    for line in try readFile("/proc/self/mountinfo").split(separator: "\n") {
-        let halves = line.split(separator: " - ", maxSplits: 1)
-        guard halves.count == 2 else { continue }
-        let fields = halves[0].split(separator: " ")
-        let tail = halves[1].split(separator: " ")
-        guard fields.count > 4, tail.count > 2, tail[0] == "cgroup" || tail[0] == "cgroup2" else { continue }
-        let point = String(fields[4])
+    for mount in try readMountInfo() where mount.fsType == "cgroup" || mount.fsType == "cgroup2" {
+        let point = mount.mountPoint
         guard point == cgroupRoot || point.hasPrefix(cgroupRoot + "/") else { continue }
         // A release agent can only be set from the host's cgroup namespace: the mount would fail.
-        let options = tail[2].split(separator: ",").filter {
+        let options = mount.superOptions.filter {
             $0 != "rw" && $0 != "ro" && !$0.hasPrefix("release_agent=")
         }.joined(separator: ",")
         mounts.append(
             CgroupMount(
-                name: String(point.dropFirst(cgroupRoot.count)).trimmingSlashes(), type: String(tail[0]),
-                options: tail[0] == "cgroup" ? options : nil))
+                name: String(point.dropFirst(cgroupRoot.count)).trimmingSlashes(), type: mount.fsType,
+                options: mount.fsType == "cgroup" ? options : nil))
     }
     var links: [(String, String)] = []
     for entry in (try? listDirectory(cgroupRoot)) ?? [] {
