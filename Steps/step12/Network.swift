@@ -425,6 +425,8 @@ func reserveEndpoint(_ options: RunOptions, id: String, name: String) throws -> 
 /// A host port leads to one container only: refused if this run names it twice, or another
 /// container of this root (running or not, until it is removed) has it.
 func checkPortsAreFree(_ ports: [PortMapping], id: String) throws {
+    // Without -p there is nothing to check, and no reason to read every container's record.
+    guard !ports.isEmpty else { return }
     var seen: [String: String] = [:]
     for name in try containerNames() {
         guard let record = try? readRecord(name), record.id != id else { continue }
