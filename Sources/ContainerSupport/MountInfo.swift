@@ -8,17 +8,12 @@ import Glibc
 /// Fields 1-6 are fixed, then come zero or more optional fields (7), a lone `-` (8), the filesystem
 /// type (9), the source (10) and the superblock's own options (11). The paths are kept as the
 /// kernel prints them: a space, tab, newline or backslash in one is an octal escape (`\040`).
+/// Only the fields the steps read are kept.
 public struct MountInfoEntry {
-    /// Field 4: the directory of the filesystem that is the root of this mount.
-    public let root: String
     /// Field 5: where it is mounted.
     public let mountPoint: String
-    /// Field 6: the per-mount options (`rw`, `nosuid`, ...).
-    public let mountOptions: [String]
     /// Field 9: `ext4`, `overlay`, `cgroup`, `cgroup2`, ...
     public let fsType: String
-    /// Field 10.
-    public let source: String
     /// Field 11: the filesystem's own options (a cgroup v1 hierarchy's controllers, an overlay's
     /// lowerdir/upperdir/workdir).
     public let superOptions: [String]
@@ -35,14 +30,11 @@ public func readMountInfo() throws -> [MountInfoEntry] {
         guard let dash = fields.firstIndex(where: { $0.elementsEqual("-".utf8) }),
             dash >= 6, fields.count >= dash + 4
         else { continue }
-        func string(_ field: Int) -> String { String(decoding: fields[field], as: UTF8.self) }
-        func options(_ field: Int) -> [String] {
-            fields[field].split(separator: UInt8(ascii: ",")).map { String(decoding: $0, as: UTF8.self) }
-        }
+        func string(_ bytes: Substring.UTF8View) -> String { String(decoding: bytes, as: UTF8.self) }
         entries.append(
             MountInfoEntry(
-                root: string(3), mountPoint: string(4), mountOptions: options(5), fsType: string(dash + 1),
-                source: string(dash + 2), superOptions: options(dash + 3)))
+                mountPoint: string(fields[4]), fsType: string(fields[dash + 1]),
+                superOptions: fields[dash + 3].split(separator: UInt8(ascii: ",")).map(string)))
     }
     return entries
 }
